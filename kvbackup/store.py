@@ -1,0 +1,315 @@
+"""The store contract, the adapter for plain mappings, and the wrappers the engine adds.
+
+A store holds bytes under short ASCII keys. Four primitives are required (``get``, ``put``,
+``delete``, ``list``); the rest are optional capabilities a store declares, each with a
+fallback built on the primitives. The engine never talks to a plugin's store directly: it
+wraps it in :class:`RetryingStore` (transient errors are retried, then raised, never read as
+"absent") and :class:`CountingStore` (request accounting).
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from .errors import KeyNotFoundError, StoreError, TransientStoreError
+
+T = TypeVar("T")
+
+MAX_KEY_LENGTH = 512
+_KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*$")
+
+
+def check_key(key: str) -> str:
+    """Return ``key`` if it is a valid repository key, else raise ``ValueError``.
+
+    Keys are short ASCII paths: segments of letters, digits, ``.``, ``_`` and ``-`` joined
+    by ``/``, no segment starting with a dot, at most :data:`MAX_KEY_LENGTH` characters.
+    """
+    if len(key) > MAX_KEY_LENGTH or not _KEY_RE.match(key):
+        raise ValueError(f"invalid store key: {key!r}")
+    return key
+
+
+class Store(ABC):
+    """A key/value store: the minimal contract every store plugin implements.
+
+    ``get`` raises :class:`~kvbackup.errors.KeyNotFoundError` only when the store has
+    answered that the key does not exist; any failure that might pass raises
+    :class:`~kvbackup.errors.TransientStoreError`, any other failure
+    :class:`~kvbackup.errors.StoreError`.
+    """
+
+    #: ``get_range`` reads a slice without fetching the whole value.
+    supports_get_range: bool = False
+    #: ``put_if_absent`` is an atomic conditional write.
+    supports_put_if_absent: bool = False
+    #: How many requests it is useful to have in flight at once.
+    concurrency: int = 4
+    #: A short human description used in error messages ("s3://bucket/prefix").
+    description: str = "store"
+
+    @abstractmethod
+    def get(self, key: str) -> bytes:
+        """Return the value stored under ``key``."""
+
+    @abstractmethod
+    def put(self, key: str, value: bytes) -> None:
+        """Store ``value`` under ``key``, replacing any earlier value, atomically."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove ``key``; removing a key that is absent is not an error."""
+
+    @abstractmethod
+    def list(self, prefix: str = "") -> Iterator[str]:
+        """Yield every key that starts with ``prefix``, in any order."""
+
+    def get_range(self, key: str, start: int, length: int) -> bytes:
+        """Return ``length`` bytes of the value from ``start``; a negative ``start``
+        counts from the end (``length`` is then ignored and the tail returned)."""
+        data = self.get(key)
+        if start < 0:
+            return data[start:]
+        return data[start : start + length]
+
+    def put_if_absent(self, key: str, value: bytes) -> bool:
+        """Store ``value`` unless ``key`` exists; return whether it was stored.
+
+        The fallback checks then writes, which is not atomic across processes; stores that
+        can do better set :attr:`supports_put_if_absent`.
+        """
+        if self.exists(key):
+            return False
+        self.put(key, value)
+        return True
+
+    def exists(self, key: str) -> bool:
+        """Return whether ``key`` exists."""
+        try:
+            self.get_range(key, 0, 1)
+        except KeyNotFoundError:
+            return False
+        return True
+
+    def close(self) -> None:
+        """Release connections and threads; the store is not used afterwards."""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.description}>"
+
+
+class MappingStore(Store):
+    """Adapts any ``MutableMapping[str, bytes]`` (a ``dict``, an fsspec mapper, ...).
+
+    ``KeyError`` from the mapping means "absent"; every other exception is treated as
+    transient, because a mapping cannot tell us otherwise and reading it as "absent" would
+    lose data.
+    """
+
+    supports_put_if_absent = True  # atomic within this process, which owns the mapping
+
+    def __init__(self, mapping: MutableMapping[str, bytes], description: str | None = None):
+        self.mapping = mapping
+        self.description = description or f"mapping {type(mapping).__name__}"
+        self._lock = threading.Lock()
+
+    def _call(self, op: str, key: str, fn: Callable[[], T]) -> T:
+        try:
+            return fn()
+        except KeyError:
+            raise KeyNotFoundError(f"{key}: not found in {self.description}") from None
+        except StoreError:
+            raise
+        except Exception as exc:
+            raise TransientStoreError(f"{op} {key} on {self.description}: {exc}") from exc
+
+    def get(self, key: str) -> bytes:
+        return bytes(self._call("get", key, lambda: self.mapping[key]))
+
+    def put(self, key: str, value: bytes) -> None:
+        self._call("put", key, lambda: self.mapping.__setitem__(key, bytes(value)))
+
+    def put_if_absent(self, key: str, value: bytes) -> bool:
+        with self._lock:
+            if key in self.mapping:
+                return False
+            self.put(key, value)
+            return True
+
+    def delete(self, key: str) -> None:
+        try:
+            self._call("delete", key, lambda: self.mapping.__delitem__(key))
+        except KeyNotFoundError:
+            pass
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        keys = self._call("list", prefix or "/", lambda: list(self.mapping.keys()))
+        return (k for k in keys if k.startswith(prefix))
+
+    def exists(self, key: str) -> bool:
+        return bool(self._call("exists", key, lambda: key in self.mapping))
+
+
+@dataclass
+class RetryPolicy:
+    """Exponential backoff with full jitter."""
+
+    attempts: int = 6
+    base_delay: float = 0.2
+    max_delay: float = 10.0
+
+    def delays(self) -> Iterator[float]:
+        for attempt in range(self.attempts - 1):
+            yield random.uniform(0, min(self.max_delay, self.base_delay * 2**attempt))
+
+
+class RetryingStore(Store):
+    """Retries transient failures of the wrapped store, then raises them.
+
+    A persistent failure ends as a :class:`StoreError` naming the store and the operation.
+    """
+
+    def __init__(self, inner: Store, policy: RetryPolicy | None = None):
+        self.inner = inner
+        self.policy = policy or RetryPolicy()
+        self.supports_get_range = inner.supports_get_range
+        self.supports_put_if_absent = inner.supports_put_if_absent
+        self.concurrency = inner.concurrency
+        self.description = inner.description
+
+    def _retry(self, op: str, key: str, fn: Callable[[], T]) -> T:
+        delays = self.policy.delays()
+        while True:
+            try:
+                return fn()
+            except TransientStoreError as exc:
+                delay = next(delays, None)
+                if delay is None:
+                    raise StoreError(
+                        f"{self.description}: {op} {key} failed after "
+                        f"{self.policy.attempts} attempts: {exc}"
+                    ) from exc
+                time.sleep(delay)
+
+    def get(self, key: str) -> bytes:
+        return self._retry("get", key, lambda: self.inner.get(key))
+
+    def get_range(self, key: str, start: int, length: int) -> bytes:
+        return self._retry("get", key, lambda: self.inner.get_range(key, start, length))
+
+    def put(self, key: str, value: bytes) -> None:
+        self._retry("put", key, lambda: self.inner.put(key, value))
+
+    def put_if_absent(self, key: str, value: bytes) -> bool:
+        return self._retry("put", key, lambda: self.inner.put_if_absent(key, value))
+
+    def delete(self, key: str) -> None:
+        self._retry("delete", key, lambda: self.inner.delete(key))
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        # Listings are materialised so that a retry restarts from the beginning.
+        return iter(self._retry("list", prefix or "/", lambda: list(self.inner.list(prefix))))
+
+    def exists(self, key: str) -> bool:
+        return self._retry("exists", key, lambda: self.inner.exists(key))
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+@dataclass
+class RequestCounts:
+    """Requests made to a store and bytes moved, by kind."""
+
+    get: int = 0
+    put: int = 0
+    list: int = 0
+    delete: int = 0
+    bytes_read: int = 0
+    bytes_written: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, kind: str, n_bytes_read: int = 0, n_bytes_written: int = 0) -> None:
+        with self._lock:
+            setattr(self, kind, getattr(self, kind) + 1)
+            self.bytes_read += n_bytes_read
+            self.bytes_written += n_bytes_written
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "get": self.get,
+            "put": self.put,
+            "list": self.list,
+            "delete": self.delete,
+            "bytes_read": self.bytes_read,
+            "bytes_written": self.bytes_written,
+        }
+
+
+class CountingStore(Store):
+    """Counts the requests made through it (one per attempt) and the bytes moved."""
+
+    def __init__(self, inner: Store, counts: RequestCounts | None = None):
+        self.inner = inner
+        self.counts = counts or RequestCounts()
+        self.supports_get_range = inner.supports_get_range
+        self.supports_put_if_absent = inner.supports_put_if_absent
+        self.concurrency = inner.concurrency
+        self.description = inner.description
+
+    def get(self, key: str) -> bytes:
+        try:
+            data = self.inner.get(key)
+        except Exception:
+            self.counts.add("get")
+            raise
+        self.counts.add("get", n_bytes_read=len(data))
+        return data
+
+    def get_range(self, key: str, start: int, length: int) -> bytes:
+        try:
+            data = self.inner.get_range(key, start, length)
+        except Exception:
+            self.counts.add("get")
+            raise
+        self.counts.add("get", n_bytes_read=len(data))
+        return data
+
+    def put(self, key: str, value: bytes) -> None:
+        self.counts.add("put", n_bytes_written=len(value))
+        self.inner.put(key, value)
+
+    def put_if_absent(self, key: str, value: bytes) -> bool:
+        self.counts.add("put", n_bytes_written=len(value))
+        return self.inner.put_if_absent(key, value)
+
+    def delete(self, key: str) -> None:
+        self.counts.add("delete")
+        self.inner.delete(key)
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        self.counts.add("list")
+        return self.inner.list(prefix)
+
+    def exists(self, key: str) -> bool:
+        self.counts.add("get")
+        return self.inner.exists(key)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def as_store(obj: Any) -> Store:
+    """Return ``obj`` as a :class:`Store`: a store as it is, a mapping adapted."""
+    if isinstance(obj, Store):
+        return obj
+    if isinstance(obj, MutableMapping):
+        return MappingStore(obj)
+    raise TypeError(f"not a store or a mutable mapping: {type(obj).__name__}")
