@@ -180,9 +180,13 @@ class RetryingStore(Store):
         self.inner = inner
         self.policy = policy or RetryPolicy()
         self.supports_get_range = inner.supports_get_range
-        self.supports_put_if_absent = inner.supports_put_if_absent
         self.concurrency = inner.concurrency
         self.description = inner.description
+
+    @property
+    def supports_put_if_absent(self) -> bool:  # type: ignore[override]
+        # Asked of the inner store when needed: a store may probe its server on first use.
+        return self.inner.supports_put_if_absent
 
     def _retry(self, op: str, key: str, fn: Callable[[], T]) -> T:
         delays = self.policy.delays()
@@ -260,9 +264,12 @@ class CountingStore(Store):
         self.inner = inner
         self.counts = counts or RequestCounts()
         self.supports_get_range = inner.supports_get_range
-        self.supports_put_if_absent = inner.supports_put_if_absent
         self.concurrency = inner.concurrency
         self.description = inner.description
+
+    @property
+    def supports_put_if_absent(self) -> bool:  # type: ignore[override]
+        return self.inner.supports_put_if_absent
 
     def get(self, key: str) -> bytes:
         try:
