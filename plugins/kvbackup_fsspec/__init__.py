@@ -1,0 +1,47 @@
+"""The ``fsspec`` store: any fsspec filesystem URL (``gcs://``, ``az://``, ``sftp://``...).
+
+It serves every scheme no other store claims (``"*"``, lowest priority). Prefix a URL with
+``fsspec::`` to choose it explicitly: ``fsspec::s3://bucket/prefix`` goes through s3fs,
+``fsspec::memory://x`` through fsspec's memory filesystem. Store options become fsspec
+storage options. See ``docs/stores.md``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from kvbackup import hookimpl
+
+if TYPE_CHECKING:
+    from kvbackup.registry import RegisterStore
+    from kvbackup.store import Store
+
+#: URL prefix that selects this store explicitly.
+PREFIX = "fsspec::"
+#: Schemes registered with the prefix, so ``fsspec::s3://`` beats the ``s3`` store; any other
+#: ``fsspec::`` URL still reaches this store through the ``"*"`` fallback.
+EXPLICIT_SCHEMES = tuple(
+    PREFIX + p
+    for p in (
+        "file", "local", "memory", "s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl",
+        "sftp", "ssh", "ftp", "http", "https", "webdav", "hdfs", "oci", "oss", "github",
+        "dropbox", "box", "smb", "zip", "tar", "simplecache", "filecache", "blockcache",
+    )
+)  # fmt: skip
+
+
+@hookimpl
+def kvbackup_register_stores(register: RegisterStore) -> None:
+    register(
+        "fsspec",
+        _factory,
+        schemes=("*", *EXPLICIT_SCHEMES),
+        priority=-10,
+        description="any fsspec filesystem URL (fallback; or explicitly fsspec::URL)",
+    )
+
+
+def _factory(url: str, options: dict[str, str]) -> Store:
+    from .store import FsspecStore  # fsspec and its backends load only when used
+
+    return FsspecStore.from_url(url, options)

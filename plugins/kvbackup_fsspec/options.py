@@ -1,0 +1,52 @@
+"""Turning ``--store-option key=value`` strings into fsspec storage options."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from kvbackup.errors import StoreError
+
+#: Options the store consumes itself; every other option goes to the filesystem.
+STORE_OPTIONS = ("concurrency",)
+
+
+def coerce(text: str) -> Any:
+    """``"true"/"false"`` -> bool, ``"none"/"null"`` -> None, integers and decimals ->
+    numbers, ``{...}``/``[...]`` -> parsed JSON; anything else stays a string."""
+    lowered = text.strip().lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered in ("none", "null"):
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    if text.lstrip().startswith(("{", "[")):
+        try:
+            return json.loads(text)
+        except ValueError as exc:
+            raise StoreError(f"store option value is not valid JSON: {text!r}") from exc
+    return text
+
+
+def storage_options(options: dict[str, str]) -> dict[str, Any]:
+    """Storage options for fsspec: coerced values; a dotted name (``client_kwargs.region_name``)
+    sets a key of a nested dict."""
+    result: dict[str, Any] = {}
+    for name, text in options.items():
+        if name in STORE_OPTIONS:
+            continue
+        *parents, leaf = name.split(".")
+        target = result
+        for part in parents:
+            target = target.setdefault(part, {})
+            if not isinstance(target, dict):
+                raise StoreError(f"store option {name}: {part} is not a dict")
+        target[leaf] = coerce(text)
+    return result

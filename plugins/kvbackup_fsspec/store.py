@@ -1,0 +1,148 @@
+"""A store on an fsspec filesystem, through its file API (never ``FSMap``).
+
+``FSMap`` turns every error into ``KeyError`` (fsspec issue #255), which a backup tool would
+read as "absent". Here only ``FileNotFoundError`` means absent; other errors are transient
+unless they clearly are not (permissions, bad arguments).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import posixpath
+import secrets
+from collections.abc import Callable, Iterator
+from typing import TypeVar
+
+import fsspec
+from fsspec.core import url_to_fs
+
+from kvbackup.errors import KeyNotFoundError, StoreError, TransientStoreError
+from kvbackup.store import Store, check_key
+
+from . import PREFIX
+from .options import storage_options
+
+T = TypeVar("T")
+TEMP_PREFIX = ".tmp-"
+_PERMANENT_ERRNO = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EINVAL}
+
+
+class FsspecStore(Store):
+    """Keys as files under ``root`` on the fsspec filesystem ``fs``."""
+
+    supports_get_range = True
+    supports_put_if_absent = False  # check-then-put: fsspec has no conditional write
+
+    def __init__(self, fs: fsspec.AbstractFileSystem, root: str, description: str,
+                 concurrency: int = 8):  # fmt: skip
+        self.fs = fs
+        self.root = root.rstrip("/")
+        self.description = description
+        self.concurrency = concurrency
+        protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+        # On a local filesystem a write is not atomic: write aside, then rename.
+        self._rename_into_place = protocol in ("file", "local")
+
+    @classmethod
+    def from_url(cls, url: str, options: dict[str, str]) -> FsspecStore:
+        """Open ``[fsspec::]PROTOCOL://path`` with storage options from ``options``."""
+        target = url[len(PREFIX) :] if url.startswith(PREFIX) else url
+        concurrency = options.get("concurrency", "8")
+        if not concurrency.isdigit() or int(concurrency) < 1:
+            raise StoreError(f"{url}: store option concurrency: not a positive integer")
+        try:
+            fs, root = url_to_fs(target, **storage_options(options))
+        except ImportError as exc:
+            raise StoreError(f"{url}: {exc}") from exc  # fsspec names the package to install
+        except (ValueError, TypeError) as exc:
+            raise StoreError(f"{url}: cannot open filesystem: {exc}") from exc
+        return cls(fs, root, target, int(concurrency))
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _path(self, key: str) -> str:
+        return f"{self.root}/{check_key(key)}"
+
+    def _call(self, op: str, key: str, fn: Callable[[], T]) -> T:
+        try:
+            return fn()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
+            if op == "get":
+                raise KeyNotFoundError(f"{key}: not found in {self.description}") from None
+            raise StoreError(f"{self.description}: {op} {key}: {exc}") from exc
+        except StoreError:
+            raise
+        except PermissionError as exc:
+            raise StoreError(f"{self.description}: {op} {key}: permission denied") from exc
+        except Exception as exc:
+            message = f"{self.description}: {op} {key}: {type(exc).__name__}: {exc}"
+            if isinstance(exc, OSError) and exc.errno in _PERMANENT_ERRNO:
+                raise StoreError(message) from exc
+            raise TransientStoreError(message) from exc
+
+    # -- operations ------------------------------------------------------------------------
+
+    def get(self, key: str) -> bytes:
+        path = self._path(key)
+        return self._call("get", key, lambda: bytes(self.fs.cat_file(path)))
+
+    def get_range(self, key: str, start: int, length: int) -> bytes:
+        path = self._path(key)
+        end = None if start < 0 else start + max(0, length)
+        return self._call("get", key, lambda: bytes(self.fs.cat_file(path, start, end)))
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.get_range(key, 0, 1)
+        except KeyNotFoundError:
+            return False
+        return True
+
+    def put(self, key: str, value: bytes) -> None:
+        path = self._path(key)
+        self._call("put", key, lambda: self._put(path, value))
+
+    def _put(self, path: str, value: bytes) -> None:
+        parent = posixpath.dirname(path)
+        target = path
+        if self._rename_into_place:
+            target = f"{parent}/{TEMP_PREFIX}{secrets.token_hex(8)}"
+        try:
+            self.fs.pipe_file(target, value)
+        except FileNotFoundError:  # a filesystem with real directories
+            self.fs.makedirs(parent, exist_ok=True)
+            self.fs.pipe_file(target, value)
+        if target != path:
+            try:
+                self.fs.mv(target, path)
+            except BaseException:
+                self.fs.rm_file(target)
+                raise
+
+    def delete(self, key: str) -> None:
+        path = self._path(key)
+
+        def delete() -> None:
+            with contextlib.suppress(FileNotFoundError):
+                self.fs.rm_file(path)
+
+        self._call("delete", key, delete)
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        folder = prefix.rpartition("/")[0]
+        base = f"{self.root}/{folder}" if folder else self.root
+        cut = len(self.root) + 1
+
+        def find() -> list[str]:
+            self.fs.invalidate_cache(base)  # another client may have written since
+            try:
+                return list(self.fs.find(base, withdirs=False))
+            except FileNotFoundError:
+                return []
+
+        for path in self._call("list", prefix or "/", find):
+            key = path[cut:]
+            hidden = any(s.startswith(".") for s in key.split("/"))  # temporary files
+            if path.startswith(self.root + "/") and key.startswith(prefix) and not hidden:
+                yield key
