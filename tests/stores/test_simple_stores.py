@@ -1,0 +1,34 @@
+"""The dict, memory:// and local directory stores pass the conformance suite."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import kvbackup_localdir
+import kvbackup_memory
+import pytest
+
+from kvbackup.store import MappingStore, Store
+from kvbackup.testing import StoreConformance
+
+
+class TestDictStore(StoreConformance):
+    @pytest.fixture
+    def store(self) -> Iterator[Store]:
+        yield MappingStore({})
+
+
+class TestMemoryStore(StoreConformance):
+    @pytest.fixture
+    def store(self) -> Iterator[Store]:
+        name = uuid.uuid4().hex
+        yield kvbackup_memory._factory(f"memory://{name}", {})
+        kvbackup_memory.forget(name)
+
+
+class TestLocalDirStore(StoreConformance):
+    @pytest.fixture
+    def store(self, tmp_path: Path) -> Iterator[Store]:
+        yield kvbackup_localdir._factory(str(tmp_path / "repo"), {"create": "true"})
