@@ -8,7 +8,7 @@ from typing import Any
 from kvbackup.errors import StoreError
 
 #: Options the store consumes itself; every other option goes to the filesystem.
-STORE_OPTIONS = ("concurrency",)
+STORE_OPTIONS = ("concurrency", "create")
 
 
 def coerce(text: str) -> Any:

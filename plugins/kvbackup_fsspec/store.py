@@ -25,6 +25,9 @@ from .options import storage_options
 
 T = TypeVar("T")
 TEMP_PREFIX = ".tmp-"
+# Errors that retrying cannot fix (bad options, unsupported operations); anything else that
+# is not an authoritative "absent" is transient: retried, then reported, never "absent".
+_PERMANENT = (TypeError, ValueError, NotImplementedError, AttributeError)
 _PERMANENT_ERRNO = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EINVAL}
 
 
@@ -51,13 +54,17 @@ class FsspecStore(Store):
         concurrency = options.get("concurrency", "8")
         if not concurrency.isdigit() or int(concurrency) < 1:
             raise StoreError(f"{url}: store option concurrency: not a positive integer")
+        create = options.get("create", "false").lower() in ("1", "true", "yes", "on")
         try:
             fs, root = url_to_fs(target, **storage_options(options))
         except ImportError as exc:
             raise StoreError(f"{url}: {exc}") from exc  # fsspec names the package to install
         except (ValueError, TypeError) as exc:
             raise StoreError(f"{url}: cannot open filesystem: {exc}") from exc
-        return cls(fs, root, target, int(concurrency))
+        store = cls(fs, root, target, int(concurrency))
+        if create:
+            store._call("create", "", lambda: fs.makedirs(store.root, exist_ok=True))
+        return store
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -77,7 +84,9 @@ class FsspecStore(Store):
             raise StoreError(f"{self.description}: {op} {key}: permission denied") from exc
         except Exception as exc:
             message = f"{self.description}: {op} {key}: {type(exc).__name__}: {exc}"
-            if isinstance(exc, OSError) and exc.errno in _PERMANENT_ERRNO:
+            if isinstance(exc, _PERMANENT) or (
+                isinstance(exc, OSError) and exc.errno in _PERMANENT_ERRNO
+            ):
                 raise StoreError(message) from exc
             raise TransientStoreError(message) from exc
 
@@ -90,7 +99,22 @@ class FsspecStore(Store):
     def get_range(self, key: str, start: int, length: int) -> bytes:
         path = self._path(key)
         end = None if start < 0 else start + max(0, length)
-        return self._call("get", key, lambda: bytes(self.fs.cat_file(path, start, end)))
+
+        def read() -> bytes:
+            try:
+                return bytes(self.fs.cat_file(path, start=start, end=end))
+            except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError):
+                raise
+            except OSError:
+                # Some backends (s3fs) refuse a range outside the value ("not satisfiable").
+                size = self.fs.size(path)
+                if start >= size:
+                    return b""
+                if start < 0 and -start >= size:
+                    return bytes(self.fs.cat_file(path))
+                raise
+
+        return self._call("get", key, read)
 
     def exists(self, key: str) -> bool:
         try:
@@ -110,7 +134,11 @@ class FsspecStore(Store):
             target = f"{parent}/{TEMP_PREFIX}{secrets.token_hex(8)}"
         try:
             self.fs.pipe_file(target, value)
-        except FileNotFoundError:  # a filesystem with real directories
+        except FileNotFoundError:
+            # A filesystem with real directories: make them, but only inside an existing
+            # root (on s3fs, makedirs would even create a missing bucket).
+            if not self.fs.isdir(self.root):
+                raise StoreError(f"{self.description}: does not exist") from None
             self.fs.makedirs(parent, exist_ok=True)
             self.fs.pipe_file(target, value)
         if target != path:
