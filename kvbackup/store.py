@@ -9,6 +9,7 @@ wraps it in :class:`RetryingStore` (transient errors are retried, then raised, n
 
 from __future__ import annotations
 
+import contextlib
 import random
 import re
 import threading
@@ -144,10 +145,8 @@ class MappingStore(Store):
             return True
 
     def delete(self, key: str) -> None:
-        try:
+        with contextlib.suppress(KeyNotFoundError):
             self._call("delete", key, lambda: self.mapping.__delitem__(key))
-        except KeyNotFoundError:
-            pass
 
     def list(self, prefix: str = "") -> Iterator[str]:
         keys = self._call("list", prefix or "/", lambda: list(self.mapping.keys()))

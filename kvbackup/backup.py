@@ -1,0 +1,332 @@
+"""One backup run: scan the source, skip what is unchanged, store the rest, commit.
+
+Order of writes: the incomplete snapshot record, then packs, then index fragments naming
+stored packs, then the complete snapshot record (the commit point). A run killed at any
+moment leaves every earlier snapshot intact, and the next run reuses what it stored.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import secrets
+import socket
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .chunker import Chunker
+from .errors import KvbackupError, SourceError
+from .filelist import FileListWriter
+from .index import GroupIndex
+from .repository import Repository
+from .snapshots import COMPLETE, Snapshot, iso_utc, snapshot_key, timestamp_id
+from .sources import DIR, FILE, Entry, Source
+from .transforms import ObjectType
+from .writer import ChunkWriter
+
+MAX_SKIPPED_RECORDED = 1000
+
+
+@dataclass
+class ProgressEvent:
+    """What a progress callback is told, several times a second at most."""
+
+    phase: str  # "scan", "backup", "commit", "restore"
+    files: int = 0
+    bytes: int = 0
+    bytes_read: int = 0
+    path: str = ""
+
+
+Progress = Callable[[ProgressEvent], None]
+
+
+@dataclass
+class BackupStats:
+    files: int = 0
+    dirs: int = 0
+    symlinks: int = 0
+    bytes: int = 0
+    files_read: int = 0
+    bytes_read: int = 0
+    files_unchanged: int = 0
+    chunks_new: int = 0
+    bytes_new: int = 0
+    bytes_stored: int = 0
+    chunks_deduplicated: int = 0
+    bytes_deduplicated: int = 0
+    packs: int = 0
+    skipped: int = 0
+    resumed_packs: int = 0
+    resumed_chunks: int = 0
+
+
+@dataclass
+class BackupResult:
+    """The committed snapshot, what the run did, and what it could not read."""
+
+    snapshot: Snapshot
+    stats: BackupStats
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    requests: dict[str, int] = field(default_factory=dict)
+    messages: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def partial(self) -> bool:
+        return bool(self.skipped)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "snapshot": self.snapshot.id,
+            "group": self.snapshot.group,
+            "parent": self.snapshot.parent,
+            "full": self.snapshot.full,
+            "stats": asdict(self.stats),
+            "skipped": [{"path": p, "error": e} for p, e in self.skipped],
+            "requests": self.requests,
+            "messages": self.messages,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def make_source(
+    repo: Repository, spec: Any, source_type: str | None, options: Mapping[str, str] | None
+) -> tuple[Source, str]:
+    reg = (
+        repo.registry.get("source", source_type) if source_type else repo.registry.source_for(spec)
+    )
+    source = reg.factory(spec, dict(options or {}))
+    if not isinstance(source, Source):
+        raise SourceError(f"source plugin {reg.name!r} returned {type(source).__name__}")
+    return source, reg.name
+
+
+def _display(path: bytes) -> str:
+    return os.fsdecode(path)
+
+
+def _allocate_snapshot(repo: Repository, snap: Snapshot) -> Snapshot:
+    """Write the incomplete record under a fresh id: the UTC second, suffixed on collision."""
+    base = snap.id
+    for n in range(1, 10000):
+        snap.id = base if n == 1 else f"{base}-{n}"
+        data = json.dumps(snap.to_json()).encode()
+        key = snapshot_key(snap.id, final=False)
+        if not repo.store.exists(snapshot_key(snap.id, final=True)) and repo.put_object_if_absent(
+            key, ObjectType.SNAPSHOT, data
+        ):
+            return snap
+    raise KvbackupError("cannot allocate a snapshot id")
+
+
+def _pair_with_parent(
+    entries: Iterator[Entry], parents: Iterator[Entry] | None
+) -> Iterator[tuple[Entry, Entry | None]]:
+    """Pair each entry with the parent snapshot's entry of the same path (both sorted)."""
+    if parents is None:
+        for entry in entries:
+            yield entry, None
+        return
+    parent = next(parents, None)
+    pkey = parent.sort_key() if parent else None
+    for entry in entries:
+        key = entry.sort_key()
+        while parent is not None and pkey is not None and pkey < key:
+            parent = next(parents, None)
+            pkey = parent.sort_key() if parent else None
+        yield entry, (parent if pkey == key else None)
+
+
+def _unchanged(entry: Entry, parent: Entry | None, index: GroupIndex) -> bool:
+    return (
+        parent is not None
+        and parent.kind == FILE
+        and parent.size == entry.size
+        and parent.mtime_ns == entry.mtime_ns
+        and parent.ctime_ns == entry.ctime_ns
+        and parent.inode == entry.inode
+        and all(c in index for c in parent.chunks)
+    )
+
+
+def run_backup(
+    repo: Repository,
+    spec: Any,
+    *,
+    full: bool = False,
+    rehash: bool = False,
+    source_type: str | None = None,
+    source_options: Mapping[str, str] | None = None,
+    compression: str | None = None,
+    progress: Progress | None = None,
+    host: str | None = None,
+    tags: list[str] | None = None,
+) -> BackupResult:
+    """Back up ``spec`` into ``repo``; see :meth:`Repository.backup`."""
+    started = time.time()
+    source, source_kind = make_source(repo, spec, source_type, source_options)
+    host = host or socket.gethostname()
+    messages: list[str] = []
+    history = [s for s in repo.snapshots() if s.host == host and s.source == source.identity]
+    parent: Snapshot | None = None
+    resumes: Snapshot | None = None
+    if full or not history:
+        group = secrets.token_hex(8)
+    else:
+        group = history[-1].group
+        in_group = [s for s in history if s.group == group]
+        complete = [s for s in in_group if s.complete]
+        parent = complete[-1] if complete else None
+        if not in_group[-1].complete:
+            resumes = in_group[-1]
+    snap = Snapshot(
+        id=timestamp_id(started),
+        time=iso_utc(started),
+        host=host,
+        user=_user(),
+        source=source.identity,
+        source_kind=source_kind,
+        group=group,
+        parent=parent.id if parent else None,
+        resumes=resumes.id if resumes else None,
+        full=parent is None and resumes is None,
+        tags=tags or [],
+    )
+    if group in {s.group for s in history}:
+        index, resumed_packs = repo.load_index(group, recover=True)
+    else:
+        index, resumed_packs = GroupIndex(), 0
+    snap = _allocate_snapshot(repo, snap)
+    codec = repo.make_codec(_chain_with(repo, compression)) if compression else repo.codec
+    writer = ChunkWriter(repo, group, index, codec, repo.config.pack_size)
+    stats = BackupStats(resumed_packs=resumed_packs)
+    if resumes is not None:
+        stats.resumed_chunks = len(index)
+    skipped: list[tuple[str, str]] = []
+
+    def on_error(path: bytes, exc: Exception) -> None:
+        skipped.append((_display(path), _describe_error(exc)))
+
+    parents = None
+    if parent is not None and source.ordered and not rehash:
+        parents = repo.iter_entries(parent, index)
+    chunker = Chunker(repo.config.chunker)
+    filelist = FileListWriter(lambda data: writer.add(ObjectType.METADATA, data))
+    last_report = 0.0
+    try:
+        for entry, previous in _pair_with_parent(source.scan(on_error), parents):
+            if entry.kind == FILE:
+                if not rehash and _unchanged(entry, previous, index):
+                    assert previous is not None
+                    entry.chunks = previous.chunks
+                    stats.files_unchanged += 1
+                elif not _read_file(source, entry, chunker, writer, stats, on_error):
+                    continue
+                stats.files += 1
+                stats.bytes += entry.size
+            elif entry.kind == DIR:
+                stats.dirs += 1
+            else:
+                stats.symlinks += 1
+            filelist.add(entry)
+            if progress and time.monotonic() - last_report > 0.2:
+                last_report = time.monotonic()
+                progress(
+                    ProgressEvent(
+                        "backup", stats.files, stats.bytes, stats.bytes_read, _display(entry.path)
+                    )
+                )
+        snap.filelist = [c.hex() for c in filelist.close()]
+        if progress:
+            progress(ProgressEvent("commit", stats.files, stats.bytes, stats.bytes_read))
+        writer.finish()
+    except BaseException:
+        writer.abort()
+        raise
+    finally:
+        source.close()
+    for name in (
+        "chunks_new",
+        "bytes_new",
+        "bytes_stored",
+        "chunks_deduplicated",
+        "bytes_deduplicated",
+        "packs",
+    ):
+        setattr(stats, name, getattr(writer.stats, name))
+    stats.skipped = len(skipped)
+    if resumes is not None:
+        messages.append(
+            f"resumed interrupted snapshot {resumes.id}: {stats.resumed_chunks} chunks already "
+            f"stored in group {group} were reused, not uploaded again"
+            + (f" ({resumed_packs} packs recovered from their trailers)" if resumed_packs else "")
+        )
+    snap.state = COMPLETE
+    snap.end_time = iso_utc(time.time())
+    snap.stats = asdict(stats)
+    snap.skipped = [{"path": p, "error": e} for p, e in skipped[:MAX_SKIPPED_RECORDED]]
+    repo.put_object(
+        snapshot_key(snap.id, final=True), ObjectType.SNAPSHOT, json.dumps(snap.to_json()).encode()
+    )
+    return BackupResult(
+        snap, stats, skipped, repo.counts.as_dict(), messages, time.time() - started
+    )
+
+
+def _read_file(
+    source: Source,
+    entry: Entry,
+    chunker: Chunker,
+    writer: ChunkWriter,
+    stats: BackupStats,
+    on_error: Callable[[bytes, Exception], None],
+) -> bool:
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        with source.open(entry) as stream:
+            for data in chunker.chunks(stream, entry.size):
+                chunks.append(writer.add(ObjectType.DATA, data))
+                size += len(data)
+    except OSError as exc:
+        on_error(entry.path, exc)
+        return False
+    entry.chunks = chunks
+    entry.size = size
+    stats.files_read += 1
+    stats.bytes_read += size
+    return True
+
+
+def _chain_with(repo: Repository, compression: str) -> list[dict[str, Any]]:
+    """The repository's chain with its compression step replaced (``none`` or
+    ``name[:level]``) for this run."""
+    keep = [
+        t
+        for t in repo.config.transforms
+        if repo.registry.get("transform", t["name"]).role != "compression"
+    ]
+    if compression == "none":
+        return keep
+    name, _, level = compression.partition(":")
+    spec: dict[str, Any] = {"name": repo.registry.get("transform", name).name}
+    if level:
+        spec["level"] = int(level)
+    return [spec, *keep]
+
+
+def _describe_error(exc: Exception) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:
+        return ""

@@ -1,0 +1,101 @@
+"""kvbackup backup"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from ..errors import ExitCode, RepositoryNotFoundError
+from .common import (
+    emit_json,
+    get_repo_options,
+    human_size,
+    json_option,
+    progress_reporter,
+    repo_options,
+    requests_line,
+    warn,
+)
+
+
+@click.command("backup")
+@click.argument("source", type=click.Path(exists=True, file_okay=False))
+@repo_options
+@click.option("--full", is_flag=True, help="Start a new group: upload everything afresh.")
+@click.option("--rehash", is_flag=True, help="Read every file, even those that look unchanged.")
+@click.option("--source-type", default=None, help="Source plugin to use (default: by SOURCE).")
+@click.option(
+    "--compression",
+    default=None,
+    help="Override compression for this run ('none', 'zstd', 'zstd:LEVEL').",
+)
+@click.option("--tag", "tags", multiple=True, help="Tag the snapshot (repeatable).")
+@click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
+@json_option
+def command(
+    source: str,
+    full: bool,
+    rehash: bool,
+    source_type: str | None,
+    compression: str | None,
+    tags: tuple[str, ...],
+    quiet: bool,
+    as_json: bool,
+    **kwargs: Any,
+) -> None:
+    """Back SOURCE up. Incremental unless --full; exits 3 if some files were unreadable."""
+    from ..repository import Repository
+
+    opts = get_repo_options(kwargs)
+    try:
+        repo = opts.open()
+    except RepositoryNotFoundError:
+        location, is_default = opts.location()
+        if not is_default:
+            raise
+        repo = Repository.init(
+            location, password=opts.password(new=True), store_options=opts.store_options
+        )
+        if not quiet:
+            click.echo(f"created the default repository at {location}", err=True)
+    progress = progress_reporter(not (quiet or as_json))
+    try:
+        result = repo.backup(
+            source,
+            full=full,
+            rehash=rehash,
+            source_type=source_type,
+            compression=compression,
+            progress=progress,
+            tags=tags,
+        )
+    finally:
+        if progress:
+            progress.stop()
+        repo.close()
+    for path, error in result.skipped:
+        warn(f"{path}: skipped: {error}")
+    if as_json:
+        emit_json(result.as_dict())
+    elif not quiet:
+        for message in result.messages:
+            click.echo(message)
+        s, snap = result.stats, result.snapshot
+        kind = "full backup, new group" if snap.full else f"incremental on {snap.parent}"
+        click.echo(f"snapshot {snap.id} saved ({kind} {snap.group})")
+        click.echo(
+            f"  files: {s.files} ({s.files_read} read, {s.files_unchanged} unchanged), "
+            f"{s.dirs} dirs, {s.symlinks} symlinks, {human_size(s.bytes)}"
+        )
+        click.echo(
+            f"  new: {s.chunks_new} chunks, {human_size(s.bytes_new)} "
+            f"(stored {human_size(s.bytes_stored)}); already stored: "
+            f"{s.chunks_deduplicated} chunks, {human_size(s.bytes_deduplicated)}"
+        )
+        click.echo(f"  {requests_line(result.requests)}")
+        click.echo(f"  took {result.seconds:.1f}s")
+    if result.partial:
+        if not as_json:
+            warn(f"{len(result.skipped)} entries could not be read; the snapshot lists them")
+        raise SystemExit(ExitCode.PARTIAL)

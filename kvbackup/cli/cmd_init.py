@@ -1,0 +1,62 @@
+"""kvbackup init"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from .common import emit_json, get_repo_options, json_option, repo_options
+
+
+@click.command("init")
+@click.argument("repo_arg", metavar="[REPO]", required=False)
+@repo_options
+@click.option(
+    "--encryption",
+    default="default",
+    show_default=True,
+    help="Cipher (chacha20-poly1305, aes-256-gcm, ...) or 'none'.",
+)
+@click.option(
+    "--compression", default="default", show_default=True, help="Compression (zstd) or 'none'."
+)
+@click.option("--compression-level", type=int, default=None, help="Compression level.")
+@json_option
+def command(
+    repo_arg: str | None,
+    encryption: str,
+    compression: str,
+    compression_level: int | None,
+    as_json: bool,
+    **kwargs: Any,
+) -> None:
+    """Create a repository at REPO (a path or URL)."""
+    from ..repository import Repository
+
+    opts = get_repo_options(kwargs)
+    opts.repo = repo_arg or opts.repo
+    location, _ = opts.location()
+    repo = Repository.init(
+        location,
+        password=opts.password(new=True),
+        encryption=encryption,
+        compression=compression,
+        compression_level=compression_level,
+        store_options=opts.store_options,
+    )
+    info = {
+        "repository": location,
+        "id": repo.config.id,
+        "encryption": repo.config.encryption or "none",
+        "transforms": [t["name"] for t in repo.config.transforms],
+    }
+    repo.close()
+    if as_json:
+        emit_json(info)
+    else:
+        click.echo(
+            f"created repository {info['id'][:8]} at {location} "
+            f"(encryption: {info['encryption']}, transforms: "
+            f"{', '.join(info['transforms']) or 'none'})"
+        )

@@ -1,0 +1,68 @@
+"""kvbackup restore"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from ..errors import ExitCode
+from .common import (
+    emit_json,
+    get_repo_options,
+    human_size,
+    json_option,
+    progress_reporter,
+    repo_options,
+    requests_line,
+    warn,
+)
+
+
+@click.command("restore")
+@click.argument("snapshot")
+@click.argument("target", type=click.Path(file_okay=False))
+@click.argument("paths", nargs=-1)
+@repo_options
+@click.option("--include", multiple=True, help="Restore only entries matching this glob.")
+@click.option("--exclude", multiple=True, help="Leave out entries matching this glob.")
+@click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
+@json_option
+def command(
+    snapshot: str,
+    target: str,
+    paths: tuple[str, ...],
+    include: tuple[str, ...],
+    exclude: tuple[str, ...],
+    quiet: bool,
+    as_json: bool,
+    **kwargs: Any,
+) -> None:
+    """Restore SNAPSHOT (an id, a unique prefix, or 'latest') into TARGET.
+
+    With PATHS, only those files or folders (and what they contain) are restored.
+    """
+    opts = get_repo_options(kwargs)
+    repo = opts.open()
+    progress = progress_reporter(not (quiet or as_json))
+    try:
+        result = repo.restore(
+            snapshot, target, paths=paths, include=include, exclude=exclude, progress=progress
+        )
+    finally:
+        if progress:
+            progress.stop()
+        repo.close()
+    for path, error in result.errors:
+        warn(f"{path}: not restored: {error}")
+    if as_json:
+        emit_json(result.as_dict())
+    elif not quiet:
+        click.echo(
+            f"restored snapshot {result.snapshot.id}: {result.files} files, "
+            f"{result.dirs} dirs, {result.symlinks} symlinks, "
+            f"{human_size(result.bytes)} in {result.seconds:.1f}s"
+        )
+        click.echo(f"  {requests_line(result.requests)}")
+    if result.errors:
+        raise SystemExit(ExitCode.CORRUPT)

@@ -1,0 +1,75 @@
+"""Entry point of the ``kvbackup`` command: the command group and error handling."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import click
+
+from .. import __version__
+from ..errors import ExitCode, KvbackupError
+
+
+class KvbackupGroup(click.Group):
+    """Turns kvbackup errors into one line and an exit code; never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KvbackupError as exc:
+            click.echo(f"kvbackup: error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("kvbackup: interrupted", err=True)
+            ctx.exit(130)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except Exception as exc:
+            if os.environ.get("KVBACKUP_DEBUG"):
+                raise
+            click.echo(
+                f"kvbackup: internal error: {type(exc).__name__}: {exc} "
+                "(set KVBACKUP_DEBUG=1 for a traceback)",
+                err=True,
+            )
+            ctx.exit(ExitCode.ERROR)
+
+
+@click.group(cls=KvbackupGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="kvbackup")
+def cli() -> None:
+    """Deduplicated, incremental, compressed and encrypted backups into any key/value store.
+
+    Exit codes: 0 success, 3 partial (some files unreadable), 10 no repository,
+    11 wrong password, 12 corrupt repository, 13 store failure, 15 not found,
+    16 differences found, 1 other errors.
+    """
+
+
+def _register() -> None:
+    from . import (
+        cmd_backup,
+        cmd_init,
+        cmd_key,
+        cmd_ls,
+        cmd_plugins,
+        cmd_restore,
+        cmd_snapshots,
+    )
+
+    for module in (cmd_init, cmd_backup, cmd_restore, cmd_snapshots, cmd_ls, cmd_plugins, cmd_key):
+        cli.add_command(module.command)
+
+
+_register()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        cli.main(prog_name="kvbackup")
+    except BrokenPipeError:
+        sys.stderr.close()
+        sys.exit(ExitCode.ERROR)

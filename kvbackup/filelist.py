@@ -1,0 +1,128 @@
+"""The file list of a snapshot: one JSON line per entry, cut into metadata chunks.
+
+Lines are written in the source's order. The byte stream is cut with FastCDC, so the file
+list of an unchanged tree dedups against its parent's, and an incremental backup reads only
+its parent's list, never all earlier ones. See ``docs/format.md`` for the fields.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from .chunker import ID_BYTES, METADATA_CHUNKS, Chunker
+from .errors import CorruptionError
+from .sources import DIR, FILE, SYMLINK, Entry
+
+_KIND_CODES = {FILE: "f", DIR: "d", SYMLINK: "l"}
+_CODE_KINDS = {v: k for k, v in _KIND_CODES.items()}
+_FLUSH_AT = 1 << 20
+
+
+def _put_bytes(record: dict[str, Any], key: str, raw: bytes) -> None:
+    try:
+        record[key] = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        record[key + "b"] = base64.b64encode(raw).decode("ascii")
+
+
+def _get_bytes(record: dict[str, Any], key: str) -> bytes | None:
+    if key in record:
+        return str(record[key]).encode("utf-8")
+    if key + "b" in record:
+        return base64.b64decode(record[key + "b"], validate=True)
+    return None
+
+
+def encode_entry(entry: Entry) -> bytes:
+    """One file-list line for ``entry`` (newline included)."""
+    record: dict[str, Any] = {}
+    _put_bytes(record, "p", entry.path)
+    record["t"] = _KIND_CODES[entry.kind]
+    record["m"] = entry.mode
+    record["mt"] = entry.mtime_ns
+    if entry.uid >= 0:
+        record["u"] = entry.uid
+        record["g"] = entry.gid
+    if entry.kind == FILE:
+        record["s"] = entry.size
+        record["ct"] = entry.ctime_ns
+        record["i"] = entry.inode
+        record["c"] = [c.hex() for c in entry.chunks]
+    elif entry.kind == SYMLINK and entry.target is not None:
+        _put_bytes(record, "l", entry.target)
+    return json.dumps(record, separators=(",", ":")).encode() + b"\n"
+
+
+def decode_entry(line: bytes) -> Entry:
+    """The entry of one file-list line; :class:`CorruptionError` if malformed."""
+    try:
+        record = json.loads(line)
+        path = _get_bytes(record, "p")
+        kind = _CODE_KINDS[record["t"]]
+        if path is None:
+            raise ValueError("no path")
+        chunks = [bytes.fromhex(c) for c in record.get("c", ())]
+        if any(len(c) != ID_BYTES for c in chunks):
+            raise ValueError("bad chunk id")
+        entry = Entry(
+            path=path,
+            kind=kind,
+            mode=int(record["m"]),
+            size=int(record.get("s", 0)),
+            mtime_ns=int(record["mt"]),
+            ctime_ns=int(record.get("ct", 0)),
+            inode=int(record.get("i", 0)),
+            uid=int(record.get("u", -1)),
+            gid=int(record.get("g", -1)),
+            target=_get_bytes(record, "l"),
+            chunks=chunks,
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CorruptionError(f"file list: malformed entry ({exc})") from None
+    return entry
+
+
+class FileListWriter:
+    """Streams entries into metadata chunks; ``emit(chunk)`` stores one and returns its id."""
+
+    def __init__(self, emit: Callable[[bytes], bytes]):
+        self._emit = emit
+        self._chunker = Chunker(METADATA_CHUNKS)
+        self._buf = bytearray()
+        self.chunk_ids: list[bytes] = []
+
+    def add(self, entry: Entry) -> None:
+        self._buf += encode_entry(entry)
+        if len(self._buf) >= _FLUSH_AT:
+            self._flush(final=False)
+
+    def _flush(self, final: bool) -> None:
+        cuts = self._chunker.cut_points(self._buf)
+        if not final:
+            cuts = cuts[:-1]  # the last cut may be forced by the end of the buffer
+        start = 0
+        for end in cuts:
+            self.chunk_ids.append(self._emit(bytes(self._buf[start:end])))
+            start = end
+        del self._buf[:start]
+
+    def close(self) -> list[bytes]:
+        """Flush what is left; return the ids of the list's chunks, in order."""
+        if self._buf:
+            self._flush(final=True)
+        return self.chunk_ids
+
+
+def read_entries(chunks: Iterable[bytes]) -> Iterator[Entry]:
+    """The entries of a file list, given its chunks' plain bytes in order."""
+    rest = b""
+    for data in chunks:
+        lines = (rest + data).split(b"\n")
+        rest = lines.pop()
+        for line in lines:
+            yield decode_entry(line)
+    if rest:
+        raise CorruptionError("file list: truncated (last line incomplete)")

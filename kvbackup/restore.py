@@ -1,0 +1,303 @@
+"""Restore a snapshot, or part of it, into a target folder.
+
+Every entry name is checked before anything is written: no empty, ``.`` or ``..``
+component, and no directory on the way that is a symlink (symlinks are created last, and
+any found in the target beforehand are not followed), so a hostile repository cannot make
+kvbackup write outside the target. Damaged chunks spoil only the files that use them: the
+rest is restored and the damage reported.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import os
+import stat
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from .backup import Progress, ProgressEvent
+from .errors import KvbackupError, PathNotFoundError, UnsafePathError
+from .repository import Repository
+from .snapshots import Snapshot
+from .sources import DIR, FILE, SYMLINK, Entry, check_relative_path
+
+_OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+
+
+@dataclass
+class RestoreResult:
+    """What was restored, and what could not be."""
+
+    snapshot: Snapshot
+    files: int = 0
+    dirs: int = 0
+    symlinks: int = 0
+    bytes: int = 0
+    errors: list[tuple[str, str]] = field(default_factory=list)
+    requests: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "snapshot": self.snapshot.id,
+            "files": self.files,
+            "dirs": self.dirs,
+            "symlinks": self.symlinks,
+            "bytes": self.bytes,
+            "errors": [{"path": p, "error": e} for p, e in self.errors],
+            "requests": self.requests,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+class Selection:
+    """Which entries a restore takes: under given paths, matching include/exclude globs."""
+
+    def __init__(self, paths: list[str | bytes], include: list[str], exclude: list[str]):
+        self.paths = [_normalise(p) for p in paths]
+        self.include = include
+        self.exclude = exclude
+        self.matched = [False] * len(self.paths)
+
+    @property
+    def everything(self) -> bool:
+        return not (self.paths or self.include or self.exclude)
+
+    def wants(self, path: bytes) -> bool:
+        if self.paths:
+            hit = False
+            for i, p in enumerate(self.paths):
+                if path == p or path.startswith(p + b"/"):
+                    self.matched[i] = hit = True
+            if not hit:
+                return False
+        text = os.fsdecode(path)
+        if self.include and not any(_glob(text, g) for g in self.include):
+            return False
+        return not any(_glob(text, g) for g in self.exclude)
+
+    def is_ancestor(self, path: bytes) -> bool:
+        """``path`` is a directory on the way to a selected path."""
+        return any(p.startswith(path + b"/") for p in self.paths)
+
+
+def _normalise(path: str | bytes) -> bytes:
+    raw = os.fsencode(path) if isinstance(path, str) else path
+    return raw.strip(b"/")
+
+
+def _glob(path: str, pattern: str) -> bool:
+    """A glob matches the whole relative path, or any single name in it if it has no ``/``."""
+    if "/" in pattern.strip("/"):
+        return fnmatch.fnmatchcase(path, pattern.strip("/"))
+    return any(fnmatch.fnmatchcase(part, pattern) for part in path.split("/"))
+
+
+class _Target:
+    """Safe creation of paths below the target root."""
+
+    def __init__(self, root: str | os.PathLike[str]):
+        self.root = os.fsencode(os.path.realpath(os.fspath(root)))
+        os.makedirs(self.root, exist_ok=True)
+        self._safe_dirs: set[bytes] = {b""}
+
+    def path(self, rel: bytes) -> bytes:
+        try:
+            check_relative_path(rel)
+        except ValueError:
+            raise UnsafePathError(
+                f"refusing entry {rel!r}: its name would escape the restore target"
+            ) from None
+        return os.path.join(self.root, rel)
+
+    def parent_dir(self, rel: bytes) -> None:
+        """Make sure the parent of ``rel`` is a real directory inside the root."""
+        parent = rel.rpartition(b"/")[0]
+        if parent in self._safe_dirs:
+            return
+        self.parent_dir(parent)
+        full = os.path.join(self.root, parent)
+        try:
+            st = os.lstat(full)
+        except FileNotFoundError:
+            os.mkdir(full, 0o700)
+            st = os.lstat(full)
+        if not stat.S_ISDIR(st.st_mode):
+            raise UnsafePathError(
+                f"refusing entry {os.fsdecode(rel)!r}: {os.fsdecode(parent)!r} is not a directory"
+            )
+        self._safe_dirs.add(parent)
+
+    def mkdir(self, rel: bytes) -> None:
+        full = self.path(rel)
+        self.parent_dir(rel)
+        try:
+            os.mkdir(full, 0o700)
+        except FileExistsError:
+            if not stat.S_ISDIR(os.lstat(full).st_mode):
+                raise UnsafePathError(
+                    f"{os.fsdecode(rel)}: exists and is not a directory"
+                ) from None
+        self._safe_dirs.add(rel)
+
+
+def _apply_metadata(path: bytes, entry: Entry, is_link: bool = False) -> None:
+    if os.geteuid() == 0 and entry.uid >= 0:
+        with contextlib.suppress(OSError):
+            os.lchown(path, entry.uid, entry.gid)
+    if not is_link:
+        os.chmod(path, stat.S_IMODE(entry.mode))
+    os.utime(path, ns=(entry.mtime_ns, entry.mtime_ns), follow_symlinks=not is_link)
+
+
+def run_restore(
+    repo: Repository,
+    snapshot: Snapshot,
+    target: str | os.PathLike[str],
+    *,
+    paths: list[str | bytes] | None = None,
+    include: list[str] | None = None,
+    exclude: list[str] | None = None,
+    progress: Progress | None = None,
+) -> RestoreResult:
+    """Restore ``snapshot`` under ``target``; see :meth:`Repository.restore`."""
+    started = time.time()
+    result = RestoreResult(snapshot)
+    selection = Selection(paths or [], include or [], exclude or [])
+    out = _Target(target)
+    index, _ = repo.load_index(snapshot.group)
+    dirs: list[Entry] = []
+    links: list[Entry] = []
+
+    def fail(entry: Entry | bytes, exc: Exception) -> None:
+        path = entry.path if isinstance(entry, Entry) else entry
+        result.errors.append((os.fsdecode(path), str(exc)))
+
+    def chunks_to_fetch() -> Iterator[tuple[tuple[Entry, int], bytes]]:
+        for entry in repo.iter_entries(snapshot, index):
+            if not (selection.everything or selection.wants(entry.path)):
+                continue
+            try:
+                if entry.kind == DIR:
+                    out.mkdir(entry.path)
+                    dirs.append(entry)
+                elif entry.kind == SYMLINK:
+                    out.path(entry.path)
+                    links.append(entry)
+                elif entry.kind == FILE:
+                    out.path(entry.path)
+                    out.parent_dir(entry.path)
+                    if not entry.chunks:
+                        _write_empty(out, entry, result)
+                    for i, cid in enumerate(entry.chunks):
+                        yield (entry, i), cid
+            except (OSError, KvbackupError) as exc:
+                fail(entry, exc)
+
+    writers = _FileWriter(out, result, fail)
+    last_report = 0.0
+    try:
+        for (entry, i), data in repo.fetch_chunks(snapshot.group, index, chunks_to_fetch()):
+            writers.write(entry, i, data)
+            if progress and time.monotonic() - last_report > 0.2:
+                last_report = time.monotonic()
+                progress(
+                    ProgressEvent(
+                        "restore", result.files, result.bytes, result.bytes, os.fsdecode(entry.path)
+                    )
+                )
+    finally:
+        writers.close()
+    for entry in links:
+        try:
+            out.parent_dir(entry.path)
+            full = out.path(entry.path)
+            if os.path.lexists(full):
+                os.unlink(full)
+            os.symlink(entry.target or b"", full)
+            _apply_metadata(full, entry, is_link=True)
+            result.symlinks += 1
+        except (OSError, KvbackupError) as exc:
+            fail(entry, exc)
+    for entry in reversed(dirs):
+        try:
+            _apply_metadata(out.path(entry.path), entry)
+            result.dirs += 1
+        except (OSError, KvbackupError) as exc:
+            fail(entry, exc)
+    for path, hit in zip(selection.paths, selection.matched, strict=False):
+        if not hit:
+            raise PathNotFoundError(f"{os.fsdecode(path)}: not in snapshot {snapshot.id}")
+    result.requests = repo.counts.as_dict()
+    result.seconds = time.time() - started
+    return result
+
+
+def _write_empty(out: _Target, entry: Entry, result: RestoreResult) -> None:
+    full = out.path(entry.path)
+    os.close(os.open(full, _OPEN_FLAGS, 0o600))
+    _apply_metadata(full, entry)
+    result.files += 1
+
+
+class _FileWriter:
+    """Writes fetched chunks into their files, in order, one file open at a time."""
+
+    def __init__(
+        self, out: _Target, result: RestoreResult, fail: Any, lock: threading.Lock | None = None
+    ):
+        self.out, self.result, self.fail = out, result, fail
+        self.lock = lock or threading.Lock()
+        self.entry: Entry | None = None
+        self.fd = -1
+        self.damaged = False
+        self.opened = False
+
+    def write(self, entry: Entry, i: int, data: bytes | KvbackupError) -> None:
+        if i == 0:
+            self._finish()
+            self.entry, self.damaged, self.opened = entry, False, False
+            try:
+                self.fd = os.open(self.out.path(entry.path), _OPEN_FLAGS, 0o600)
+                self.opened = True
+            except OSError as exc:
+                self.fail(entry, exc)
+                self.damaged = True
+        if self.damaged:
+            return
+        if isinstance(data, KvbackupError):
+            self.fail(entry, data)
+            self.damaged = True
+            return
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.fd, view) :]
+        with self.lock:
+            self.result.bytes += len(data)
+
+    def _finish(self) -> None:
+        entry, self.entry = self.entry, None
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+        if entry is None:
+            return
+        full = self.out.path(entry.path)
+        if self.damaged:
+            if self.opened:
+                with contextlib.suppress(OSError):
+                    os.unlink(full)  # never leave a partial file behind
+            return
+        try:
+            _apply_metadata(full, entry)
+            with self.lock:
+                self.result.files += 1
+        except OSError as exc:
+            self.fail(entry, exc)
+
+    def close(self) -> None:
+        self._finish()

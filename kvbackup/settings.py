@@ -1,0 +1,98 @@
+"""Where settings come from: a flag, then the environment, then a default."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+
+from .errors import BadPasswordError, KvbackupError
+
+REPO_ENV = "KVBACKUP_REPO"
+PASSWORD_ENV = "KVBACKUP_PASSWORD"
+PASSWORD_FILE_ENV = "KVBACKUP_PASSWORD_FILE"
+PASSWORD_COMMAND_ENV = "KVBACKUP_PASSWORD_COMMAND"
+
+
+def default_repository() -> str:
+    """The default local repository, under the user data directory."""
+    import platformdirs
+
+    return os.path.join(platformdirs.user_data_dir("kvbackup", appauthor=False), "repository")
+
+
+def resolve_repository(flag: str | None) -> tuple[str, bool]:
+    """The repository location, and whether it is the default one."""
+    if flag:
+        return flag, False
+    env = os.environ.get(REPO_ENV)
+    if env:
+        return env, False
+    return default_repository(), True
+
+
+def password_getter(
+    password_file: str | None, password_command: str | None, new: bool = False
+) -> Callable[[], str]:
+    """A function that finds the password when it is needed (and only then).
+
+    Order: ``--password-file``, ``--password-command``, ``KVBACKUP_PASSWORD``,
+    ``KVBACKUP_PASSWORD_FILE``, ``KVBACKUP_PASSWORD_COMMAND``, then a prompt on a terminal
+    (twice for a new password).
+    """
+
+    def get() -> str:
+        if password_file:
+            return _read_file(password_file)
+        if password_command:
+            return _run_command(password_command)
+        if os.environ.get(PASSWORD_ENV):
+            return os.environ[PASSWORD_ENV]
+        if os.environ.get(PASSWORD_FILE_ENV):
+            return _read_file(os.environ[PASSWORD_FILE_ENV])
+        if os.environ.get(PASSWORD_COMMAND_ENV):
+            return _run_command(os.environ[PASSWORD_COMMAND_ENV])
+        if sys.stdin is not None and sys.stdin.isatty():
+            import click
+
+            if new:
+                return str(
+                    click.prompt(
+                        "New repository password",
+                        hide_input=True,
+                        confirmation_prompt=True,
+                        err=True,
+                    )
+                )
+            return str(click.prompt("Repository password", hide_input=True, err=True))
+        raise BadPasswordError(
+            "a password is needed: set KVBACKUP_PASSWORD or KVBACKUP_PASSWORD_FILE, or pass "
+            "--password-file or --password-command"
+        )
+
+    return get
+
+
+def _read_file(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read().rstrip("\r\n")
+    except OSError as exc:
+        raise KvbackupError(f"cannot read password file {path}: {exc.strerror}") from None
+    if not text:
+        raise BadPasswordError(f"password file {path} is empty")
+    return text
+
+
+def _run_command(command: str) -> str:
+    try:
+        done = subprocess.run(command, shell=True, capture_output=True, text=True, check=False)
+    except OSError as exc:
+        raise KvbackupError(f"password command failed: {exc}") from None
+    if done.returncode != 0:
+        raise KvbackupError(f"password command exited with status {done.returncode}")
+    text = done.stdout.rstrip("\r\n")
+    if not text:
+        raise BadPasswordError("password command printed nothing")
+    return text

@@ -1,0 +1,81 @@
+"""The source contract: what a source plugin yields and how the engine reads it."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+FILE = "file"
+DIR = "dir"
+SYMLINK = "symlink"
+KINDS = (FILE, DIR, SYMLINK)
+
+
+@dataclass(slots=True)
+class Entry:
+    """One entry of a source: a file, a directory or a symbolic link.
+
+    ``path`` is relative to the source root, its components joined by ``b"/"``; the bytes
+    are kept exactly, so names that are not valid UTF-8 round-trip. ``chunks`` is filled in
+    by the engine. ``handle`` is private to the source that made the entry.
+    """
+
+    path: bytes
+    kind: str
+    mode: int = 0o644
+    size: int = 0
+    mtime_ns: int = 0
+    ctime_ns: int = 0
+    inode: int = 0
+    uid: int = -1
+    gid: int = -1
+    target: bytes | None = None
+    chunks: list[bytes] = field(default_factory=list)
+    handle: Any = None
+
+    def sort_key(self) -> tuple[bytes, ...]:
+        """The order entries are kept in: by path components, compared as bytes."""
+        return tuple(self.path.split(b"/"))
+
+
+ErrorCallback = Callable[[bytes, Exception], None]
+
+
+class Source(ABC):
+    """A source of entries to back up.
+
+    :attr identity: a stable description of what is backed up ("/home/ann/Documents"):
+        an incremental backup joins the latest group of the same host and identity.
+    :attr ordered: ``scan`` yields entries sorted by :meth:`Entry.sort_key`, each directory
+        before what it contains; the engine then compares them with the parent snapshot's
+        entries in one streaming pass and skips unchanged files without reading them.
+    """
+
+    identity: str = ""
+    ordered: bool = False
+
+    @abstractmethod
+    def scan(self, on_error: ErrorCallback) -> Iterator[Entry]:
+        """Yield the entries; report an entry that cannot be listed to ``on_error`` and go on."""
+
+    @abstractmethod
+    def open(self, entry: Entry) -> BinaryIO:
+        """Open a file entry for reading; ``OSError`` if it cannot be read."""
+
+    def close(self) -> None:
+        """Release whatever the source holds."""
+
+
+def check_relative_path(path: bytes) -> bytes:
+    """Return ``path`` if it is a safe relative path, else raise ``ValueError``.
+
+    Safe: not empty, no empty, ``.`` or ``..`` component, no NUL, not absolute.
+    """
+    if not path or b"\0" in path:
+        raise ValueError(f"unsafe path {path!r}")
+    for part in path.split(b"/"):
+        if part in (b"", b".", b".."):
+            raise ValueError(f"unsafe path {path!r}")
+    return path

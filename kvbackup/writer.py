@@ -1,0 +1,181 @@
+"""The write pipeline: chunks -> transforms (worker threads) -> packs -> store (I/O threads).
+
+The caller adds chunks from one thread; ids are computed there, so the caller gets each id
+at once and deduplication against the group index happens before any work is spent. Memory
+is bounded: at most a few chunks wait for the transform workers and a few packs for upload.
+Index fragments are written only after every pack they name is stored, so an index never
+points at a pack that does not exist.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from .index import BlobLocation, GroupIndex
+from .packs import PackBuilder, pack_key
+from .transforms import Codec, ObjectType
+
+INDEX_EVERY_PACKS = 32
+INDEX_EVERY_SECONDS = 120.0
+
+
+@dataclass
+class WriteStats:
+    chunks_new: int = 0
+    bytes_new: int = 0
+    bytes_stored: int = 0
+    chunks_deduplicated: int = 0
+    bytes_deduplicated: int = 0
+    packs: int = 0
+
+
+class ChunkWriter:
+    """Stores chunks of one backup into packs of ``group``."""
+
+    def __init__(
+        self,
+        repo: object,
+        group: str,
+        index: GroupIndex,
+        codec: Codec,
+        pack_size: int,
+        workers: int | None = None,
+    ):
+        from .repository import Repository
+
+        assert isinstance(repo, Repository)
+        self.repo = repo
+        self.group = group
+        self.index = index
+        self.codec = codec
+        self.pack_size = pack_size
+        self.stats = WriteStats()
+        self._known = index.ids()
+        workers = workers or max(1, os.cpu_count() or 1)
+        self._workers = ThreadPoolExecutor(workers, thread_name_prefix="kvbackup-transform")
+        self._chunk_slots = threading.BoundedSemaphore(workers * 3)
+        max_uploads = max(1, min(repo.store.concurrency, 4))
+        self._uploads = ThreadPoolExecutor(max_uploads, thread_name_prefix="kvbackup-upload")
+        self._upload_slots = threading.BoundedSemaphore(max_uploads + 1)
+        self._lock = threading.Lock()
+        self._open: dict[int, PackBuilder] = {}
+        self._unindexed: list[tuple[bytes, list[BlobLocation]]] = []
+        self._last_index = time.monotonic()
+        self._error: BaseException | None = None
+
+    def add(self, otype: int, data: bytes) -> bytes:
+        """Store ``data`` (unless the group has it already); return its chunk id."""
+        self.check()
+        cid = self.repo.hasher(data)
+        if cid in self._known:
+            self.stats.chunks_deduplicated += 1
+            self.stats.bytes_deduplicated += len(data)
+            return cid
+        self._known.add(cid)
+        self.stats.chunks_new += 1
+        self.stats.bytes_new += len(data)
+        self._chunk_slots.acquire()
+        try:
+            self._workers.submit(self._encode, otype, cid, data)
+        except BaseException:
+            self._chunk_slots.release()
+            raise
+        return cid
+
+    def check(self) -> None:
+        """Raise the first error a worker ran into."""
+        if self._error is not None:
+            raise self._error
+
+    def _encode(self, otype: int, cid: bytes, data: bytes) -> None:
+        try:
+            if self._error is not None:
+                return
+            blob = self.codec.encode(otype, cid, data)
+            category = ObjectType.METADATA if otype == ObjectType.METADATA else ObjectType.DATA
+            with self._lock:
+                builder = self._open.setdefault(category, PackBuilder())
+                builder.add(cid, otype, blob, len(data))
+                self.stats.bytes_stored += len(blob)
+                full = builder.size >= self.pack_size
+                if full:
+                    del self._open[category]
+            if full:
+                self._submit_pack(builder)
+        except BaseException as exc:
+            self._error = self._error or exc
+        finally:
+            self._chunk_slots.release()
+
+    def _submit_pack(self, builder: PackBuilder) -> None:
+        self._upload_slots.acquire()
+        try:
+            self._uploads.submit(self._put_pack, builder)
+        except BaseException:
+            self._upload_slots.release()
+            raise
+
+    def _put_pack(self, builder: PackBuilder) -> None:
+        try:
+            if self._error is not None:
+                return
+            key = pack_key(self.group, builder.pack_id)
+            self.repo.store.put(key, builder.seal(self.codec, key))
+            self.index.add_pack(builder.pack_id, builder.blobs)
+            with self._lock:
+                self.stats.packs += 1
+                self._unindexed.append((builder.pack_id, builder.blobs))
+                due = len(self._unindexed) >= INDEX_EVERY_PACKS or (
+                    time.monotonic() - self._last_index > INDEX_EVERY_SECONDS
+                )
+                batch = self._take_unindexed() if due else []
+            if batch:
+                self.repo.write_index_fragment(self.group, batch)
+        except BaseException as exc:
+            self._error = self._error or exc
+        finally:
+            self._upload_slots.release()
+
+    def _take_unindexed(self) -> list[tuple[bytes, list[BlobLocation]]]:
+        batch, self._unindexed = self._unindexed, []
+        self._last_index = time.monotonic()
+        return batch
+
+    def finish(self) -> None:
+        """Wait for every chunk to be stored and indexed; raise the first error."""
+        self._workers.shutdown(wait=True)
+        self.check()
+        with self._lock:
+            builders = list(self._open.values())
+            self._open.clear()
+        for builder in builders:
+            self._submit_pack(builder)
+        self._uploads.shutdown(wait=True)
+        self.check()
+        with self._lock:
+            batch = self._take_unindexed()
+        if batch:
+            self.repo.write_index_fragment(self.group, batch)
+
+    def abort(self) -> None:
+        """Stop after an error: store what is already packed and index it, best effort,
+        so that the next backup reuses it."""
+        self._workers.shutdown(wait=True, cancel_futures=True)
+        try:
+            if self._error is None:
+                with self._lock:
+                    builders = list(self._open.values())
+                    self._open.clear()
+                for builder in builders:
+                    self._submit_pack(builder)
+            self._uploads.shutdown(wait=True)
+            with self._lock:
+                batch = self._take_unindexed()
+            if batch:
+                self.repo.write_index_fragment(self.group, batch)
+        except Exception:
+            pass  # the packs are found again from their trailers
