@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import blake3
 
@@ -44,18 +44,15 @@ class Chunker:
 
     def chunks(self, stream: BinaryIO, size_hint: int = -1) -> Iterator[bytes]:
         """Yield the chunks of ``stream`` as bytes."""
+        source: Any = stream
         if 0 <= size_hint <= self.params.small_file:
-            data = stream.read()
+            data = _read_up_to(stream, self.params.small_file + 1)
             if len(data) <= self.params.small_file:
                 if data:
                     yield data
                 return
-            yield from self.cut(data)
-            rest = stream.read()
-            if rest:  # the file grew while we read it: go on with the rest
-                yield from self.chunks(_Prefixed(b"", stream), -1)
-            return
-        for chunk in self._cdc.cut_stream(stream):
+            source = _Prefixed(data, stream)  # the file grew: cut it as a large one
+        for chunk in self._cdc.cut_stream(source):
             yield bytes(chunk.data)
 
     def cut(self, buf: bytes | bytearray | memoryview) -> Iterator[bytes]:
@@ -67,6 +64,17 @@ class Chunker:
     def cut_points(self, buf: bytes | bytearray | memoryview) -> list[int]:
         """The end offsets of the chunks of ``buf``."""
         return [c.offset + c.length for c in self._cdc.cut_buf(buf)]
+
+
+def _read_up_to(stream: BinaryIO, n: int) -> bytes:
+    parts, left = [], n
+    while left > 0:
+        part = stream.read(left)
+        if not part:
+            break
+        parts.append(part)
+        left -= len(part)
+    return b"".join(parts)
 
 
 class _Prefixed:

@@ -13,7 +13,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -28,6 +28,7 @@ from .errors import (
     RepositoryNotFoundError,
     SnapshotNotFoundError,
 )
+from .fetch import Span, fetch_ordered
 from .filelist import read_entries
 from .index import BlobLocation, GroupIndex, decode_fragment, encode_fragment
 from .keys import KeyMaterial, parse_slot, unwrap_master_key, wrap_master_key
@@ -428,11 +429,11 @@ class Repository:
                 index.add_pack(pack_id, blobs)
         if not recover:
             return index, 0
-        orphans = []
-        for key in self.store.list(f"groups/{group}/packs/"):
-            pack_id = pack_id_from_key(key)
-            if pack_id is not None and pack_id not in index.packs:
-                orphans.append(pack_id)
+        orphans = [
+            pack_id
+            for pack_id in map(pack_id_from_key, self.store.list(f"groups/{group}/packs/"))
+            if pack_id is not None and pack_id not in index.packs
+        ]
 
         def trailer(pack_id: bytes) -> tuple[bytes, list[BlobLocation]] | None:
             try:
@@ -470,60 +471,44 @@ class Repository:
     # ----------------------------------------------------------------- reading chunks
 
     def fetch_chunks(
-        self,
-        group: str,
-        index: GroupIndex,
-        items: Iterable[tuple[T, bytes]],
-        window: int = 6,
-        max_span: int = 16 * 1024 * 1024,
+        self, group: str, index: GroupIndex, items: Iterable[tuple[T, bytes]]
     ) -> Iterator[tuple[T, bytes | KvbackupError]]:
-        """Fetch chunks by id, in order, verified against their ids.
+        """Fetch chunks by id, in order, each verified against its id.
 
-        Adjacent chunks of one pack are read in one ranged GET; up to ``window`` GETs are
-        in flight. A chunk that cannot be had yields a :class:`KvbackupError` in place of
-        its bytes, so the caller decides what to do with the rest.
+        Nearby chunks of one pack are read with one ranged GET, several GETs in flight (see
+        :mod:`kvbackup.fetch`). A chunk that cannot be had yields a
+        :class:`KvbackupError` in place of its bytes, so the caller decides about the rest.
         """
-        from collections import deque
+        return fetch_ordered(items, index.get, lambda span: self._read_span(group, span), self.pool)
 
-        pending: deque[Future[list[tuple[T, bytes | KvbackupError]]]] = deque()
-        for span in _spans(index, items, max_span):
-            pending.append(self.pool.submit(self._fetch_span, group, span))
-            while len(pending) >= window:
-                yield from pending.popleft().result()
-        while pending:
-            yield from pending.popleft().result()
-
-    def _fetch_span(
-        self, group: str, span: list[tuple[Any, bytes, BlobLocation | None]]
-    ) -> list[tuple[Any, bytes | KvbackupError]]:
-        first = span[0][2]
-        if first is None:
+    def _read_span(self, group: str, span: Span[T]) -> list[tuple[int, T, bytes | KvbackupError]]:
+        if not span.pack_id:
             return [
-                (tag, CorruptionError(f"chunk {cid.hex()}: not in the index of group {group}"))
-                for tag, cid, _ in span
+                (n, tag, CorruptionError(f"chunk {cid.hex()}: not in the index of group {group}"))
+                for n, tag, cid, _ in span.items
             ]
-        start = first.offset
-        end = max(loc.offset + loc.length for _, _, loc in span if loc)
-        key = pack_key(group, first.pack_id)
+        key = pack_key(group, span.pack_id)
         try:
-            data = self.store.get_range(key, start, end - start)
+            data = self.store.get_range(key, span.start, span.size)
         except KeyNotFoundError:
             return [
-                (tag, CorruptionError(f"{key}: pack missing (needed for chunk {cid.hex()})"))
-                for tag, cid, _ in span
+                (n, tag, CorruptionError(f"{key}: pack missing (needed for chunk {cid.hex()})"))
+                for n, tag, cid, _ in span.items
             ]
-        out: list[tuple[Any, bytes | KvbackupError]] = []
-        for tag, cid, loc in span:
+        out: list[tuple[int, T, bytes | KvbackupError]] = []
+        for n, tag, cid, loc in span.items:
             assert loc is not None
-            envelope = data[loc.offset - start : loc.offset - start + loc.length]
+            envelope = data[loc.offset - span.start : loc.offset - span.start + loc.length]
             what = f"chunk {cid.hex()} in {key}"
             try:
+                if len(envelope) != loc.length:
+                    raise CorruptionError(f"{what}: pack is shorter than the index says")
                 plain = self.codec.decode(loc.otype, cid, envelope, what)
                 if self.hasher(plain) != cid:
                     raise CorruptionError(f"{what}: content does not match its id")
-                out.append((tag, plain))
+                out.append((n, tag, plain))
             except KvbackupError as exc:
-                out.append((tag, exc))
+                out.append((n, tag, exc))
         return out
 
     def iter_entries(self, snapshot: Snapshot, index: GroupIndex | None = None) -> Iterator[Entry]:
@@ -594,42 +579,6 @@ class Repository:
             exclude=list(exclude),
             progress=progress,
         )
-
-
-def _spans(
-    index: GroupIndex, items: Iterable[tuple[T, bytes]], max_span: int, max_gap: int = 64 * 1024
-) -> Iterator[list[tuple[T, bytes, BlobLocation | None]]]:
-    span: list[tuple[T, bytes, BlobLocation | None]] = []
-    pack: bytes | None = None
-    start = end = 0
-    for tag, cid in items:
-        loc = index.get(cid)
-        if loc is None:
-            if span:
-                yield span
-            yield [(tag, cid, None)]
-            span, pack = [], None
-            continue
-        joinable = (
-            span
-            and loc.pack_id == pack
-            and start <= loc.offset <= end + max_gap
-            and max(end, loc.offset + loc.length) - start <= max_span
-        )
-        if joinable:
-            span.append((tag, cid, loc))
-            end = max(end, loc.offset + loc.length)
-        else:
-            if span:
-                yield span
-            span, pack, start, end = (
-                [(tag, cid, loc)],
-                loc.pack_id,
-                loc.offset,
-                loc.offset + loc.length,
-            )
-    if span:
-        yield span
 
 
 def _as_bytes(password: str | bytes) -> bytes:

@@ -9,15 +9,21 @@ points at a pack that does not exist.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .index import BlobLocation, GroupIndex
 from .packs import PackBuilder, pack_key
 from .transforms import Codec, ObjectType
+
+if TYPE_CHECKING:
+    from .repository import Repository
 
 INDEX_EVERY_PACKS = 32
 INDEX_EVERY_SECONDS = 120.0
@@ -34,20 +40,22 @@ class WriteStats:
 
 
 class ChunkWriter:
-    """Stores chunks of one backup into packs of ``group``."""
+    """Stores chunks of one backup into packs of ``group``.
+
+    Transforms run on worker threads, but their results are packed in the order the chunks
+    were added, so chunks that follow each other in a file follow each other in a pack and
+    a restore reads them with one ranged GET.
+    """
 
     def __init__(
         self,
-        repo: object,
+        repo: Repository,
         group: str,
         index: GroupIndex,
         codec: Codec,
         pack_size: int,
         workers: int | None = None,
     ):
-        from .repository import Repository
-
-        assert isinstance(repo, Repository)
         self.repo = repo
         self.group = group
         self.index = index
@@ -57,7 +65,8 @@ class ChunkWriter:
         self._known = index.ids()
         workers = workers or max(1, os.cpu_count() or 1)
         self._workers = ThreadPoolExecutor(workers, thread_name_prefix="kvbackup-transform")
-        self._chunk_slots = threading.BoundedSemaphore(workers * 3)
+        self._max_pending = workers * 3
+        self._pending: deque[tuple[int, bytes, int, Future[bytes]]] = deque()
         max_uploads = max(1, min(repo.store.concurrency, 4))
         self._uploads = ThreadPoolExecutor(max_uploads, thread_name_prefix="kvbackup-upload")
         self._upload_slots = threading.BoundedSemaphore(max_uploads + 1)
@@ -78,12 +87,9 @@ class ChunkWriter:
         self._known.add(cid)
         self.stats.chunks_new += 1
         self.stats.bytes_new += len(data)
-        self._chunk_slots.acquire()
-        try:
-            self._workers.submit(self._encode, otype, cid, data)
-        except BaseException:
-            self._chunk_slots.release()
-            raise
+        future = self._workers.submit(self.codec.encode, otype, cid, data)
+        self._pending.append((otype, cid, len(data), future))
+        self._drain(block=len(self._pending) > self._max_pending)
         return cid
 
     def check(self) -> None:
@@ -91,25 +97,19 @@ class ChunkWriter:
         if self._error is not None:
             raise self._error
 
-    def _encode(self, otype: int, cid: bytes, data: bytes) -> None:
-        try:
-            if self._error is not None:
-                return
-            blob = self.codec.encode(otype, cid, data)
+    def _drain(self, block: bool, everything: bool = False) -> None:
+        """Pack transformed chunks, oldest first; wait for the oldest if ``block``."""
+        while self._pending and (block or everything or self._pending[0][3].done()):
+            otype, cid, raw_length, future = self._pending.popleft()
+            blob = future.result()
+            block = False
             category = ObjectType.METADATA if otype == ObjectType.METADATA else ObjectType.DATA
-            with self._lock:
-                builder = self._open.setdefault(category, PackBuilder())
-                builder.add(cid, otype, blob, len(data))
-                self.stats.bytes_stored += len(blob)
-                full = builder.size >= self.pack_size
-                if full:
-                    del self._open[category]
-            if full:
+            builder = self._open.setdefault(category, PackBuilder())
+            builder.add(cid, otype, blob, raw_length)
+            self.stats.bytes_stored += len(blob)
+            if builder.size >= self.pack_size:
+                del self._open[category]
                 self._submit_pack(builder)
-        except BaseException as exc:
-            self._error = self._error or exc
-        finally:
-            self._chunk_slots.release()
 
     def _submit_pack(self, builder: PackBuilder) -> None:
         self._upload_slots.acquire()
@@ -118,6 +118,7 @@ class ChunkWriter:
         except BaseException:
             self._upload_slots.release()
             raise
+        self.check()
 
     def _put_pack(self, builder: PackBuilder) -> None:
         try:
@@ -145,37 +146,33 @@ class ChunkWriter:
         self._last_index = time.monotonic()
         return batch
 
-    def finish(self) -> None:
-        """Wait for every chunk to be stored and indexed; raise the first error."""
-        self._workers.shutdown(wait=True)
-        self.check()
-        with self._lock:
-            builders = list(self._open.values())
-            self._open.clear()
+    def _seal_open_packs(self) -> None:
+        builders = list(self._open.values())
+        self._open.clear()
         for builder in builders:
             self._submit_pack(builder)
+
+    def finish(self) -> None:
+        """Wait for every chunk to be stored and indexed; raise the first error."""
+        self._drain(block=True, everything=True)
+        self._workers.shutdown(wait=True)
+        self._seal_open_packs()
         self._uploads.shutdown(wait=True)
         self.check()
-        with self._lock:
-            batch = self._take_unindexed()
+        batch = self._take_unindexed()
         if batch:
             self.repo.write_index_fragment(self.group, batch)
 
     def abort(self) -> None:
-        """Stop after an error: store what is already packed and index it, best effort,
-        so that the next backup reuses it."""
+        """Stop after an error: store what is already transformed and index it, best
+        effort, so that the next backup reuses it."""
+        with contextlib.suppress(BaseException):
+            self._drain(block=True, everything=True)
         self._workers.shutdown(wait=True, cancel_futures=True)
-        try:
+        with contextlib.suppress(Exception):
             if self._error is None:
-                with self._lock:
-                    builders = list(self._open.values())
-                    self._open.clear()
-                for builder in builders:
-                    self._submit_pack(builder)
+                self._seal_open_packs()
             self._uploads.shutdown(wait=True)
-            with self._lock:
-                batch = self._take_unindexed()
+            batch = self._take_unindexed()
             if batch:
                 self.repo.write_index_fragment(self.group, batch)
-        except Exception:
-            pass  # the packs are found again from their trailers

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from ..registry import default_registry
@@ -13,7 +15,7 @@ from .common import emit_json, json_option
 def command(as_json: bool) -> None:
     """List every registered source, store and transform, and where it comes from."""
     registry = default_registry()
-    rows = []
+    rows: list[dict[str, Any]] = []
     for kind in ("source", "store", "transform"):
         for reg in registry.all(kind):
             rows.append(

@@ -24,9 +24,10 @@ class AeadTransform:
         from cryptography.exceptions import InvalidTag
         from cryptography.hazmat.primitives.ciphers import aead
 
-        cipher = {"chacha20-poly1305": aead.ChaCha20Poly1305, "aes-256-gcm": aead.AESGCM}[name]
         self.name = name
-        self._aead = cipher(key)
+        self._aead: Any = (
+            aead.ChaCha20Poly1305(key) if name == "chacha20-poly1305" else aead.AESGCM(key)
+        )
         self._invalid_tag = InvalidTag
 
     def encode(self, data: bytes, aad: bytes) -> bytes | None:

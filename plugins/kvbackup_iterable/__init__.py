@@ -51,7 +51,7 @@ class IterableSource(Source):
         if isinstance(content, (bytes, bytearray, memoryview)):
             return io.BytesIO(bytes(content))
         if hasattr(content, "read"):
-            return content  # type: ignore[no-any-return]
+            return content
         raise OSError(f"{entry.path!r}: content is neither bytes nor a binary file object")
 
 
