@@ -37,7 +37,7 @@ def test_local_create_option_and_ensure_root_make_the_root(tmp_path: Path) -> No
     kvbackup_localdir._factory(str(tmp_path / "a" / "repo"), {"create": "true"})
     assert (tmp_path / "a" / "repo").is_dir()
     store = kvbackup_localdir._factory(f"file://{tmp_path}/b", {})
-    store.ensure_root()  # type: ignore[attr-defined]
+    store.ensure_root()
     store.put("config", b"c")
     assert (tmp_path / "b" / "config").read_bytes() == b"c"
 

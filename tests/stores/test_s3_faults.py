@@ -58,7 +58,14 @@ def test_store_that_keeps_failing_ends_with_store_error_naming_store_and_op(
     moto_s3: S3Server, fault: str, op: str
 ) -> None:
     bucket = moto_s3.new_bucket()
-    with FaultProxy(moto_s3.endpoint, delay=1.2, **{fault: 1.0}) as proxy:
+    rates = {name: float(name == fault) for name in ("slowdown", "reset", "slow")}
+    with FaultProxy(
+        moto_s3.endpoint,
+        slowdown=rates["slowdown"],
+        reset=rates["reset"],
+        slow=rates["slow"],
+        delay=1.2,
+    ) as proxy:
         inner = open_s3(
             moto_s3, f"s3://{bucket}/repo", endpoint_url=proxy.endpoint, read_timeout="0.5"
         )
