@@ -114,11 +114,15 @@ def _allocate_snapshot(repo: Repository, snap: Snapshot) -> Snapshot:
     base = snap.id
     for n in range(1, 10000):
         snap.id = base if n == 1 else f"{base}-{n}"
-        data = json.dumps(snap.to_json()).encode()
         key = snapshot_key(snap.id, final=False)
-        if not repo.store.exists(snapshot_key(snap.id, final=True)) and repo.put_object_if_absent(
-            key, ObjectType.SNAPSHOT, data
-        ):
+        blob = repo.codec.encode(
+            ObjectType.SNAPSHOT, key.encode(), json.dumps(snap.to_json()).encode()
+        )
+        if repo.store.exists(snapshot_key(snap.id, final=True)):
+            continue
+        # A conditional write that timed out after the server applied it reports "exists":
+        # reading back our own (uniquely encrypted or checksummed) bytes tells us it is ours.
+        if repo.store.put_if_absent(key, blob) or repo.store.get(key) == blob:
             return snap
     raise KvbackupError("cannot allocate a snapshot id")
 

@@ -85,19 +85,19 @@ def fetch_ordered(
             span_of.pop(n, None)
         planned -= span.size
 
-    def hand_back(wait: bool) -> Iterator[tuple[T, R]]:
-        """Yield what is ready, in order; with ``wait``, block until the window shrinks."""
+    def hand_back(block_above: int) -> Iterator[tuple[T, R]]:
+        """Yield what is ready, in order, blocking while more than ``block_above`` bytes
+        are planned (``-1``: block until everything is handed back)."""
         nonlocal next_out
         while next_out < seq:
             if next_out not in ready:
                 span = span_of[next_out]
-                if not wait and (span.future is None or not span.future.done()):
+                if planned <= block_above and (span.future is None or not span.future.done()):
                     return
                 submit(span)
                 collect(span)
             yield ready.pop(next_out)
             next_out += 1
-            wait = wait and planned > window_bytes // 2
 
     for tag, cid in items:
         item: Item[T] = (seq, tag, cid, locate(cid))
@@ -123,7 +123,9 @@ def fetch_ordered(
         oldest = span_of.get(next_out)
         if oldest is not None and planned > window_bytes // 4:
             submit(oldest)
-        yield from hand_back(wait=planned > window_bytes)
+        yield from hand_back(
+            block_above=window_bytes // 2 if planned > window_bytes else window_bytes
+        )
     for span in sorted(open_spans.values(), key=lambda s: s.items[0][0]):
         submit(span)
-    yield from hand_back(wait=True)
+    yield from hand_back(block_above=-1)

@@ -13,14 +13,13 @@ import contextlib
 import fnmatch
 import os
 import stat
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from .backup import Progress, ProgressEvent
-from .errors import KvbackupError, PathNotFoundError, UnsafePathError
+from .errors import CorruptionError, KvbackupError, PathNotFoundError, UnsafePathError
 from .repository import Repository
 from .snapshots import Snapshot
 from .sources import DIR, FILE, SYMLINK, Entry, check_relative_path
@@ -245,30 +244,34 @@ def _write_empty(out: _Target, entry: Entry, result: RestoreResult) -> None:
 
 
 class _FileWriter:
-    """Writes fetched chunks into their files, in order, one file open at a time."""
+    """Writes fetched chunks into their files, in order, one file open at a time.
 
-    def __init__(
-        self, out: _Target, result: RestoreResult, fail: Any, lock: threading.Lock | None = None
-    ):
+    A file is kept only if it received every chunk, in order, and has the size the file
+    list records; otherwise it is removed and reported, never left with wrong bytes.
+    """
+
+    def __init__(self, out: _Target, result: RestoreResult, fail: Any):
         self.out, self.result, self.fail = out, result, fail
-        self.lock = lock or threading.Lock()
         self.entry: Entry | None = None
         self.fd = -1
         self.damaged = False
-        self.opened = False
+        self.next_chunk = 0
+        self.written = 0
 
     def write(self, entry: Entry, i: int, data: bytes | KvbackupError) -> None:
         if i == 0:
             self._finish()
-            self.entry, self.damaged, self.opened = entry, False, False
+            self.entry, self.damaged, self.next_chunk, self.written = entry, False, 0, 0
             try:
                 self.fd = os.open(self.out.path(entry.path), _OPEN_FLAGS, 0o600)
-                self.opened = True
             except OSError as exc:
                 self.fail(entry, exc)
                 self.damaged = True
         if self.damaged:
             return
+        if entry is not self.entry or i != self.next_chunk:
+            raise RuntimeError(f"restore: chunk {i} of {entry.path!r} arrived out of order")
+        self.next_chunk += 1
         if isinstance(data, KvbackupError):
             self.fail(entry, data)
             self.damaged = True
@@ -276,26 +279,37 @@ class _FileWriter:
         view = memoryview(data)
         while view:
             view = view[os.write(self.fd, view) :]
-        with self.lock:
-            self.result.bytes += len(data)
+        self.written += len(data)
+        self.result.bytes += len(data)
 
     def _finish(self) -> None:
         entry, self.entry = self.entry, None
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
         if entry is None:
             return
+        opened = self.fd >= 0
+        if opened:
+            os.close(self.fd)
+            self.fd = -1
+        if not self.damaged and (
+            self.next_chunk != len(entry.chunks) or self.written != entry.size
+        ):
+            self.fail(
+                entry,
+                CorruptionError(
+                    f"restored {self.written} bytes in {self.next_chunk} chunks, the file list "
+                    f"says {entry.size} bytes in {len(entry.chunks)} chunks"
+                ),
+            )
+            self.damaged = True
         full = self.out.path(entry.path)
         if self.damaged:
-            if self.opened:
+            if opened:
                 with contextlib.suppress(OSError):
                     os.unlink(full)  # never leave a partial file behind
             return
         try:
             _apply_metadata(full, entry)
-            with self.lock:
-                self.result.files += 1
+            self.result.files += 1
         except OSError as exc:
             self.fail(entry, exc)
 
