@@ -13,12 +13,14 @@ from __future__ import annotations
 import json
 import os
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import blake3
 
 from .errors import BadPasswordError, CorruptionError
+from .transforms import Codec, ObjectType
 
 MASTER_KEY_BYTES = 32
 KDF_CONTEXT_PREFIX = "kvbackup v1 "
@@ -102,19 +104,27 @@ def wrap_master_key(keys: KeyMaterial, password: bytes, slot_id: str, label: str
 
 
 def unwrap_master_key(body: bytes, password: bytes, slot_id: str) -> KeyMaterial:
-    """Open a key slot; :class:`BadPasswordError` if the password does not fit."""
+    """Open a key slot; :class:`BadPasswordError` if the password does not fit,
+    :class:`CorruptionError` if the slot is malformed."""
     from cryptography.exceptions import InvalidTag
     from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
     slot = parse_slot(body, slot_id)
     kdf = KdfParams(slot["memory_kib"], slot["iterations"], slot["lanes"])
-    kek = kdf.derive(password, bytes.fromhex(slot["salt"]))
+    try:
+        kek = kdf.derive(password, bytes.fromhex(slot["salt"]))
+    except ValueError as exc:  # parameters Argon2 rejects (memory < 8 x lanes, short salt)
+        raise CorruptionError(f"keys/{slot_id}: unusable KDF parameters ({exc})") from None
     try:
         master = ChaCha20Poly1305(kek).decrypt(
             bytes.fromhex(slot["nonce"]), bytes.fromhex(slot["wrapped"]), _slot_aad(slot_id)
         )
     except InvalidTag:
         raise BadPasswordError("wrong password") from None
+    except ValueError as exc:  # a nonce of the wrong length
+        raise CorruptionError(f"keys/{slot_id}: malformed key slot ({exc})") from None
+    if len(master) != MASTER_KEY_BYTES:
+        raise CorruptionError(f"keys/{slot_id}: wrapped key has the wrong length")
     return KeyMaterial(master)
 
 
@@ -124,14 +134,50 @@ def parse_slot(body: bytes, slot_id: str) -> dict[str, Any]:
         slot = json.loads(body)
         if slot["kdf"] != "argon2id" or slot["cipher"] != "chacha20-poly1305":
             raise ValueError("unsupported kdf or cipher")
-        for name in ("memory_kib", "iterations", "lanes"):
-            if not isinstance(slot[name], int) or not 0 < slot[name] <= 1 << 22:
+        for name, limit in _KDF_LIMITS.items():
+            if not isinstance(slot[name], int) or not 0 < slot[name] <= limit:
                 raise ValueError(f"bad {name}")
         for name in ("salt", "nonce", "wrapped"):
             bytes.fromhex(slot[name])
+        if not isinstance(slot.get("label", ""), str):
+            raise ValueError("bad label")
     except (ValueError, KeyError, TypeError) as exc:
         raise CorruptionError(f"keys/{slot_id}: malformed key slot ({exc})") from None
     return dict(slot)
+
+
+# Upper bounds on what a slot may ask of the KDF, so that a tampered slot cannot make
+# opening the repository take hours or all memory: 4 GiB, 64 passes, 64 lanes.
+_KDF_LIMITS = {"memory_kib": 1 << 22, "iterations": 64, "lanes": 64}
+
+
+def read_slot(codec: Codec, key: str, blob: bytes) -> dict[str, Any]:
+    """The fields of the key slot stored under ``key``; :class:`CorruptionError` if the
+    slot is damaged (its envelope checksum does not match) or malformed."""
+    body = codec.decode(ObjectType.KEY_SLOT, key.encode(), blob, key)
+    return parse_slot(body, key.split("/", 1)[1])
+
+
+def unlock(codec: Codec, slots: Iterable[tuple[str, bytes]], password: bytes) -> KeyMaterial:
+    """The master key, from the first slot that ``password`` opens.
+
+    A damaged slot is skipped, so another slot can still open the repository. If none
+    opens and one was damaged, the damage is reported (:class:`CorruptionError` naming the
+    slot), not a wrong password: the password may well belong to the damaged slot.
+    """
+    damaged: list[str] = []
+    for key, blob in slots:
+        try:
+            body = codec.decode(ObjectType.KEY_SLOT, key.encode(), blob, key)
+            return unwrap_master_key(body, password, key.split("/", 1)[1])
+        except CorruptionError as exc:
+            damaged.append(str(exc))
+        except BadPasswordError:
+            continue
+    if damaged:
+        others = "" if len(damaged) == 1 else f" (and {len(damaged) - 1} more damaged slots)"
+        raise CorruptionError(f"{damaged[0]}{others}; no intact key slot opens with this password")
+    raise BadPasswordError("wrong password: no key slot of this repository opens with it")
 
 
 def _slot_aad(slot_id: str) -> bytes:

@@ -6,7 +6,11 @@ decoders from the header, never from today's settings. The header and the object
 (its key, or a chunk's id) are the associated data of the authenticating transform, so a
 changed header, a swapped object or a flipped byte is detected. When no transform in the
 chain authenticates, a 16-byte keyed BLAKE3 checksum closes the envelope instead.
-See ``docs/format.md``.
+
+In an encrypted repository, chunks stored inside packs are *sealed*: the header is
+encrypted together with the payload (the associated data then names only the object type
+and the cipher), so a pack shows neither where its blobs begin nor how large each is.
+See ``docs/format.md`` and ``docs/security.md``.
 """
 
 from __future__ import annotations
@@ -46,6 +50,15 @@ class ObjectType:
         7: "metadata chunk",
         8: "lock",
     }
+
+
+#: Object types stored inside packs; sealed (no clear header) in encrypted repositories.
+SEALED_TYPES = frozenset((ObjectType.DATA, ObjectType.METADATA))
+
+
+def _type_name(otype: int) -> str:
+    name = ObjectType.NAMES.get(otype)
+    return f"{name} object" if name else f"object of unknown type {otype}"
 
 
 @runtime_checkable
@@ -152,6 +165,14 @@ class Codec:
         auth = [] if plain else self._auth
         names = tuple(applied + [t.name for t in auth])
         header = self._cached_header(otype, names)
+        if auth and self._seals(otype):
+            # A sealed blob: the whole envelope, header included, is the plaintext, so the
+            # pack it sits in shows no blob boundaries, sizes or transform names.
+            aad = self._cached_header(otype, (auth[-1].name,)) + identity
+            out = auth[-1].encode(header + data, aad)
+            if out is None:
+                raise PluginError(f"authenticating transform {auth[-1].name!r} declined to apply")
+            return out
         aad = header + identity
         for t in auth:
             out = t.encode(data, aad)
@@ -162,43 +183,86 @@ class Codec:
             return header + data
         return b"".join((header, data, self._checksum(aad, data)))
 
+    def _seals(self, otype: int) -> bool:
+        """Chunks stored inside packs are sealed when the repository is encrypted."""
+        return bool(self.required_auth) and otype in SEALED_TYPES
+
     def decode(self, otype: int, identity: bytes, blob: bytes, what: str) -> bytes:
         """Unwrap an envelope; :class:`CorruptionError` naming ``what`` if it is not
-        exactly what was stored under ``identity``."""
+        exactly what was stored under ``identity``.
+
+        Nothing in a header is trusted before it is authenticated (or its checksum
+        verified): a damaged transform name is reported as corruption, and only a name in
+        an authentic header that no plugin provides is a :class:`PluginError`.
+        """
+        if self._seals(otype):
+            return self._decode_sealed(otype, identity, blob, what)
         try:
             found, names, pos = parse_header(blob)
         except ValueError as exc:
             raise CorruptionError(f"{what}: {exc}") from None
         if found != otype:
-            expected = ObjectType.NAMES.get(otype, str(otype))
-            actual = ObjectType.NAMES.get(found, str(found))
-            raise CorruptionError(f"{what}: is a {actual} object, expected a {expected}")
+            raise CorruptionError(
+                f"{what}: is a {_type_name(found)}, expected a {_type_name(otype)}"
+            )
         header = blob[:pos]
         aad = header + identity
-        transforms = [self._resolve(n) for n in names]
-        authenticated = bool(transforms) and transforms[-1].authenticates
-        if (
-            self.required_auth
-            and otype != ObjectType.KEY_SLOT
-            and (not authenticated or names[-1] != self.required_auth)
-        ):
-            raise CorruptionError(f"{what}: not encrypted with the repository key (tampered?)")
-        if authenticated:
-            data = blob[pos:]
-        else:
+        required = self.required_auth if otype != ObjectType.KEY_SLOT else None
+        checksummed = (
+            not required
+            and len(blob) >= pos + CHECKSUM_BYTES
+            and blob[-CHECKSUM_BYTES:] == self._checksum(aad, blob[pos:-CHECKSUM_BYTES])
+        )
+        if checksummed:
             data = blob[pos:-CHECKSUM_BYTES]
-            if len(blob) < pos + CHECKSUM_BYTES or blob[-CHECKSUM_BYTES:] != self._checksum(
-                aad, data
-            ):
+        else:
+            if required and (not names or names[-1] != required):
+                raise CorruptionError(f"{what}: not encrypted with the repository key (tampered?)")
+            auth = self._resolve_untrusted(names[-1], what) if names else None
+            if auth is None or not auth.authenticates:
                 raise CorruptionError(f"{what}: checksum mismatch (damaged object)")
+            data = self._run(auth, blob[pos:], aad, what)
+            names = names[:-1]
+        for name in reversed(names):
+            t = self._resolve(name)  # the header is authentic: a missing plugin is real
+            if t.authenticates:
+                raise CorruptionError(f"{what}: authenticating transform {name!r} not last")
+            data = self._run(t, data, identity, what)
+        return data
+
+    def _decode_sealed(self, otype: int, identity: bytes, blob: bytes, what: str) -> bytes:
+        assert self.required_auth
+        auth = self._resolve(self.required_auth)
+        aad = self._cached_header(otype, (auth.name,)) + identity
+        inner = self._run(auth, blob, aad, what)
         try:
-            for t in reversed(transforms):
-                data = t.decode(data, aad if t.authenticates else identity)
+            found, names, pos = parse_header(inner)
+        except ValueError as exc:
+            raise CorruptionError(f"{what}: {exc}") from None
+        if found != otype or not names or names[-1] != auth.name:
+            raise CorruptionError(f"{what}: sealed header does not match (tampered?)")
+        data = inner[pos:]
+        for name in reversed(names[:-1]):
+            data = self._run(self._resolve(name), data, identity, what)
+        return data
+
+    def _resolve_untrusted(self, name: str, what: str) -> Transform:
+        try:
+            return self._resolve(name)
+        except PluginError as exc:
+            raise CorruptionError(
+                f"{what}: checksum mismatch (damaged object), or written by a transform that "
+                f"is not installed ({exc})"
+            ) from None
+
+    @staticmethod
+    def _run(t: Transform, data: bytes, aad: bytes, what: str) -> bytes:
+        try:
+            return t.decode(data, aad)
         except TransformError as exc:
             raise CorruptionError(f"{what}: {exc}") from None
         except Exception as exc:  # a decoder choking on damaged input
             raise CorruptionError(f"{what}: cannot decode ({type(exc).__name__}: {exc})") from None
-        return data
 
     def _checksum(self, aad: bytes, data: bytes) -> bytes:
         h = blake3.blake3(key=self._checksum_key)
