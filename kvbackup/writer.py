@@ -65,11 +65,11 @@ class ChunkWriter:
         self._known = index.ids()
         workers = workers or max(1, os.cpu_count() or 1)
         self._workers = ThreadPoolExecutor(workers, thread_name_prefix="kvbackup-transform")
-        self._max_pending = workers * 3
+        self._max_pending = workers * 2
         self._pending: deque[tuple[int, bytes, int, Future[bytes]]] = deque()
         max_uploads = max(1, min(repo.store.concurrency, 4))
         self._uploads = ThreadPoolExecutor(max_uploads, thread_name_prefix="kvbackup-upload")
-        self._upload_slots = threading.BoundedSemaphore(max_uploads + 1)
+        self._upload_slots = threading.BoundedSemaphore(max_uploads)
         self._lock = threading.Lock()
         self._open: dict[int, PackBuilder] = {}
         self._unindexed: list[tuple[bytes, list[BlobLocation]]] = []
