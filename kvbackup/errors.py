@@ -75,6 +75,10 @@ class BadPasswordError(KvbackupError):
     exit_code = ExitCode.BAD_PASSWORD
 
 
+class NotEncryptedError(KvbackupError):
+    """A password was given for a repository that is not encrypted (a downgrade?)."""
+
+
 class CorruptionError(KvbackupError):
     """A stored object is damaged, tampered with, or not what its name says."""
 

@@ -23,6 +23,7 @@ from .errors import (
     CorruptionError,
     KeyNotFoundError,
     KvbackupError,
+    NotEncryptedError,
     PluginError,
     RepositoryExistsError,
     RepositoryNotFoundError,
@@ -31,7 +32,7 @@ from .errors import (
 from .fetch import Span, fetch_ordered
 from .filelist import read_entries
 from .index import BlobLocation, GroupIndex, decode_fragment, encode_fragment
-from .keys import KeyMaterial, parse_slot, unwrap_master_key, wrap_master_key
+from .keys import KeyMaterial, read_slot, unlock, wrap_master_key
 from .packs import (
     DEFAULT_PACK_SIZE,
     TRAILER_LEN,
@@ -198,6 +199,11 @@ class Repository:
             (t["name"] for t in chain if registry.get("transform", t["name"]).role == "encryption"),
             None,
         )
+        if not cipher and isinstance(password, (str, bytes)) and password:
+            raise NotEncryptedError(
+                "a password was given for an unencrypted repository: opening it with a "
+                "password would be refused (give no password with encryption='none')"
+            )
         keys = KeyMaterial.generate()
         config = RepoConfig(
             id=secrets.token_hex(16),
@@ -226,8 +232,15 @@ class Repository:
         password: Password = None,
         store_options: Mapping[str, str] | None = None,
         plugins: PluginRegistry | None = None,
+        expect_encrypted: bool | None = None,
     ) -> Repository:
-        """Open the repository at ``location``; ``password`` if it is encrypted."""
+        """Open the repository at ``location``; ``password`` if it is encrypted.
+
+        A repository that turns out not to be encrypted is refused when
+        ``expect_encrypted`` is true (by default: when a password string was given), since
+        an attacker who can write to the store could have replaced an encrypted
+        repository's config and key slots with unencrypted ones (see ``docs/security.md``).
+        """
         registry = plugins or default_registry()
         store = open_store(location, store_options, registry)
         raw = RetryingStore(store)
@@ -252,6 +265,23 @@ class Repository:
         config = RepoConfig.from_json(plain)
         if config.encryption and keys is None:
             raise CorruptionError("config: repository is encrypted but has no key slots")
+        if keys is not None:
+            # The config of an encrypted repository must be authenticated by its own cipher:
+            # an unencrypted config next to key slots is a downgrade attempt.
+            if not config.encryption:
+                raise CorruptionError(
+                    "config: says the repository is not encrypted, but it has key slots (tampered?)"
+                )
+            strict = Codec([], probe._resolve, CHECKSUM_KEY, required_auth=config.encryption)
+            strict.decode(ObjectType.CONFIG, b"config", config_blob, "config")
+        if expect_encrypted is None:
+            expect_encrypted = isinstance(password, (str, bytes)) and password != ""
+        if keys is None and expect_encrypted:
+            raise NotEncryptedError(
+                f"{_describe(location, store)}: a password was given, but this repository is "
+                "not encrypted: refusing to use it (if it was made with --encryption none, "
+                "give no password; otherwise its key slots and config have been replaced)"
+            )
         if keys is None:
             if not config.master_key:
                 raise CorruptionError("config: no master key in an unencrypted repository")
@@ -322,12 +352,16 @@ class Repository:
         return slot_id
 
     def key_slots(self) -> list[dict[str, Any]]:
-        """The key slots: id, label, KDF parameters."""
-        out = []
+        """The key slots: id, label, KDF parameters; a damaged slot has ``damaged`` set
+        to what is wrong with it (and no other fields but ``id``)."""
+        out: list[dict[str, Any]] = []
         for key in sorted(self.store.list("keys/")):
             slot_id = key.split("/", 1)[1]
-            body = self.codec.decode(ObjectType.KEY_SLOT, key.encode(), self.store.get(key), key)
-            slot = parse_slot(body, slot_id)
+            try:
+                slot = read_slot(self.codec, key, self.store.get(key))
+            except CorruptionError as exc:
+                out.append({"id": slot_id, "damaged": str(exc)})
+                continue
             out.append(
                 {
                     "id": slot_id,
@@ -335,17 +369,20 @@ class Repository:
                     "kdf": slot["kdf"],
                     "memory_kib": slot["memory_kib"],
                     "iterations": slot["iterations"],
+                    "lanes": slot["lanes"],
                 }
             )
         return out
 
     def remove_key_slot(self, slot_id: str) -> None:
-        """Remove a key slot; the last one cannot be removed."""
-        slots = [s["id"] for s in self.key_slots()]
-        if slot_id not in slots:
+        """Remove a key slot (a damaged one too); the last intact one cannot be removed."""
+        slots = self.key_slots()
+        if slot_id not in {s["id"] for s in slots}:
             raise KvbackupError(f"no key slot {slot_id!r}")
-        if len(slots) == 1:
-            raise KvbackupError("cannot remove the last key slot: the repository would be lost")
+        if not any(s["id"] != slot_id and "damaged" not in s for s in slots):
+            raise KvbackupError(
+                "cannot remove the last intact key slot: the repository would be lost"
+            )
         self.store.delete(f"keys/{slot_id}")
 
     # ----------------------------------------------------------------- objects
@@ -587,16 +624,10 @@ def _as_bytes(password: str | bytes) -> bytes:
 
 def _unlock(store: Store, slots: list[str], password: bytes) -> KeyMaterial:
     def no_transforms(name: str) -> Transform:
-        raise CorruptionError(f"key slot: unexpected transform {name!r}")
+        raise PluginError(f"key slot: unexpected transform {name!r}")
 
     checker = Codec([], no_transforms, CHECKSUM_KEY)
-    for key in slots:
-        body = checker.decode(ObjectType.KEY_SLOT, key.encode(), store.get(key), key)
-        try:
-            return unwrap_master_key(body, password, key.split("/", 1)[1])
-        except BadPasswordError:
-            continue
-    raise BadPasswordError("wrong password: no key slot of this repository opens with it")
+    return unlock(checker, ((key, store.get(key)) for key in slots), password)
 
 
 def _describe(location: Any, store: Store) -> str:
