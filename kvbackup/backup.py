@@ -23,7 +23,7 @@ from .filelist import FileListWriter
 from .index import GroupIndex
 from .repository import Repository
 from .snapshots import COMPLETE, Snapshot, iso_utc, snapshot_key, timestamp_id
-from .sources import DIR, FILE, Entry, Source
+from .sources import DIR, FILE, KINDS, Entry, Source, check_relative_path
 from .transforms import ObjectType
 from .writer import ChunkWriter
 
@@ -145,6 +145,21 @@ def _pair_with_parent(
         yield entry, (parent if pkey == key else None)
 
 
+def _checked(
+    entries: Iterator[Entry], on_error: Callable[[bytes, Exception], None]
+) -> Iterator[Entry]:
+    """Entries whose path and kind are sound; others are reported and left out."""
+    for entry in entries:
+        try:
+            check_relative_path(entry.path)
+            if entry.kind not in KINDS:
+                raise ValueError(f"unknown entry kind {entry.kind!r}")
+        except ValueError as exc:
+            on_error(entry.path, exc)
+            continue
+        yield entry
+
+
 def _unchanged(entry: Entry, parent: Entry | None, index: GroupIndex) -> bool:
     return (
         parent is not None
@@ -222,7 +237,9 @@ def run_backup(
     filelist = FileListWriter(lambda data: writer.add(ObjectType.METADATA, data))
     last_report = 0.0
     try:
-        for entry, previous in _pair_with_parent(source.scan(on_error), parents):
+        for entry, previous in _pair_with_parent(
+            _checked(source.scan(on_error), on_error), parents
+        ):
             if entry.kind == FILE:
                 if not rehash and _unchanged(entry, previous, index):
                     assert previous is not None
