@@ -40,7 +40,7 @@ def test_the_documented_example_plugin_backs_up_and_restores(
     assert result.stats.files == 1
     store = example.STORES["logging://demo"]
     assert any(k.startswith("snapshots/") for k in store.written)
-    assert [t["name"] for t in repo.config.transforms][0] == "reverse"
+    assert repo.config.transforms[0]["name"] == "reverse"
     reopened = Repository.open("logging://demo", password="pw", plugins=registry)
     reopened.restore("latest", tmp_path / "out")
     assert (tmp_path / "out" / "EXAMPLE_GREETING").read_text() == "hello from the environment"
@@ -66,7 +66,7 @@ def test_two_plugins_registering_one_name_is_an_error_naming_both() -> None:
     registry = PluginRegistry(plugins=[], autoload=False)
     registry.register(One(), name="one")
     registry.register(Two(), name="two")
-    with pytest.raises(PluginError, match="'one'.*'two'|'two'.*'one'"):
+    with pytest.raises(PluginError, match=r"'one'.*'two'|'two'.*'one'"):
         registry.all("transform")
 
 
