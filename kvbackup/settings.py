@@ -32,6 +32,23 @@ def resolve_repository(flag: str | None) -> tuple[str, bool]:
     return default_repository(), True
 
 
+def password_source(password_file: str | None, password_command: str | None) -> str | None:
+    """The configured, non-interactive source of the password (a flag or an environment
+    variable), or ``None`` if there is none (a terminal prompt may then be used).
+
+    A configured password means the user expects an encrypted repository: commands refuse
+    an unencrypted one rather than write into it in the clear (see ``docs/security.md``).
+    """
+    if password_file:
+        return "--password-file"
+    if password_command:
+        return "--password-command"
+    for name in (PASSWORD_ENV, PASSWORD_FILE_ENV, PASSWORD_COMMAND_ENV):
+        if os.environ.get(name):
+            return name
+    return None
+
+
 def password_getter(
     password_file: str | None, password_command: str | None, new: bool = False
 ) -> Callable[[], str]:
@@ -44,13 +61,13 @@ def password_getter(
 
     def get() -> str:
         if password_file:
-            return _read_file(password_file)
+            return read_password_file(password_file)
         if password_command:
             return _run_command(password_command)
         if os.environ.get(PASSWORD_ENV):
             return os.environ[PASSWORD_ENV]
         if os.environ.get(PASSWORD_FILE_ENV):
-            return _read_file(os.environ[PASSWORD_FILE_ENV])
+            return read_password_file(os.environ[PASSWORD_FILE_ENV])
         if os.environ.get(PASSWORD_COMMAND_ENV):
             return _run_command(os.environ[PASSWORD_COMMAND_ENV])
         if sys.stdin is not None and sys.stdin.isatty():
@@ -74,7 +91,8 @@ def password_getter(
     return get
 
 
-def _read_file(path: str) -> str:
+def read_password_file(path: str) -> str:
+    """The password in the file at ``path`` (its trailing newline removed)."""
     try:
         with open(path, encoding="utf-8") as fh:
             text = fh.read().rstrip("\r\n")

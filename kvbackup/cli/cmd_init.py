@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from ..errors import NotEncryptedError
 from .common import emit_json, get_repo_options, json_option, repo_options
 
 
@@ -37,6 +38,12 @@ def command(
     opts = get_repo_options(kwargs)
     opts.repo = repo_arg or opts.repo
     location, _ = opts.location()
+    source = opts.password_source()
+    if encryption == "none" and source:
+        raise NotEncryptedError(
+            f"--encryption none, but a password is configured ({source}): unset it, or "
+            "every later command would refuse the unencrypted repository"
+        )
     repo = Repository.init(
         location,
         password=opts.password(new=True),

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import click
 
-from ..settings import password_getter
+from ..errors import BadPasswordError
+from ..settings import read_password_file
 from .common import emit_json, get_repo_options, json_option, repo_options
 
 
@@ -19,7 +21,7 @@ def command() -> None:
 @repo_options
 @json_option
 def list_keys(as_json: bool, **kwargs: Any) -> None:
-    """List the key slots."""
+    """List the key slots (a damaged slot is listed as such)."""
     repo = get_repo_options(kwargs).open()
     try:
         slots = repo.key_slots()
@@ -29,9 +31,12 @@ def list_keys(as_json: bool, **kwargs: Any) -> None:
         emit_json(slots)
         return
     for slot in slots:
+        if "damaged" in slot:
+            click.echo(f"{slot['id']}  DAMAGED: {slot['damaged']}")
+            continue
         click.echo(
-            f"{slot['id']}  {slot['kdf']} {slot['memory_kib']} KiB x{slot['iterations']}"
-            f"  {slot['label']}"
+            f"{slot['id']}  {slot['kdf']} {slot['memory_kib']} KiB t={slot['iterations']} "
+            f"p={slot['lanes']}  {slot['label']}".rstrip()
         )
 
 
@@ -41,23 +46,22 @@ def list_keys(as_json: bool, **kwargs: Any) -> None:
     "--new-password-file",
     metavar="FILE",
     default=None,
-    help="Read the new password from FILE (else a prompt).",
+    help="Read the new password from FILE (else a prompt, twice, on a terminal).",
 )
-@click.option("--label", default="", help="A note to tell this slot apart.")
+@click.option("--label", default="", help="A note to tell this slot apart (stored in the clear).")
 def add_key(new_password_file: str | None, label: str, **kwargs: Any) -> None:
     """Add a password that opens the repository."""
+    if new_password_file is not None:
+        new = read_password_file(new_password_file)
+    elif sys.stdin is not None and sys.stdin.isatty():
+        new = str(click.prompt("New password", hide_input=True, confirmation_prompt=True, err=True))
+        if not new:
+            raise BadPasswordError("the new password is empty")
+    else:
+        raise BadPasswordError("no terminal to ask the new password on: give --new-password-file")
     repo = get_repo_options(kwargs).open()
     try:
-        new = password_getter(new_password_file, None, new=True)
-        if new_password_file is None:
-            import click as _click
-
-            value = _click.prompt(
-                "New password", hide_input=True, confirmation_prompt=True, err=True
-            )
-        else:
-            value = new()
-        slot_id = repo.add_password(value, label=label)
+        slot_id = repo.add_password(new, label=label)
     finally:
         repo.close()
     click.echo(f"added key slot {slot_id}")
@@ -67,7 +71,7 @@ def add_key(new_password_file: str | None, label: str, **kwargs: Any) -> None:
 @click.argument("slot_id")
 @repo_options
 def remove_key(slot_id: str, **kwargs: Any) -> None:
-    """Remove key slot SLOT_ID (never the last one)."""
+    """Remove key slot SLOT_ID (never the last intact one)."""
     repo = get_repo_options(kwargs).open()
     try:
         repo.remove_key_slot(slot_id)

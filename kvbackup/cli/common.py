@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import click
 
 from ..errors import KvbackupError, RepositoryNotFoundError
-from ..settings import password_getter, resolve_repository
+from ..settings import password_getter, password_source, resolve_repository
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -29,13 +29,20 @@ class RepoOptions:
     def password(self, new: bool = False) -> Callable[[], str]:
         return password_getter(self.password_file, self.password_command, new=new)
 
+    def password_source(self) -> str | None:
+        """Where a configured password comes from (flag or environment), if anywhere."""
+        return password_source(self.password_file, self.password_command)
+
     def open(self) -> Any:
         from ..repository import Repository
 
         location, is_default = self.location()
         try:
             return Repository.open(
-                location, password=self.password(), store_options=self.store_options
+                location,
+                password=self.password(),
+                store_options=self.store_options,
+                expect_encrypted=self.password_source() is not None,
             )
         except RepositoryNotFoundError:
             if is_default:
