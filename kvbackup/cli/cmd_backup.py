@@ -82,7 +82,12 @@ def command(
         for message in result.messages:
             click.echo(message)
         s, snap = result.stats, result.snapshot
-        kind = "full backup, new group" if snap.full else f"incremental on {snap.parent}"
+        if snap.full:
+            kind = "full backup, new group"
+        elif snap.parent:
+            kind = f"incremental on {snap.parent}, group"
+        else:
+            kind = f"resuming {snap.resumes}, group"
         click.echo(f"snapshot {snap.id} saved ({kind} {snap.group})")
         click.echo(
             f"  files: {s.files} ({s.files_read} read, {s.files_unchanged} unchanged), "

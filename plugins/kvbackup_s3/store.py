@@ -197,7 +197,7 @@ class S3Store(Store):
             if not self._probe_write(full, first=True):
                 return False
             if self._probe_write(full, first=False):
-                log.warning(
+                log.info(
                     "%s: the server ignores If-None-Match; conditional writes are not atomic",
                     self.description,
                 )
