@@ -49,9 +49,14 @@ from .transforms import Codec, ObjectType, Transform
 
 if TYPE_CHECKING:
     from .backup import BackupResult, Progress
+    from .diff import DiffResult
+    from .fullverify import FullVerifyResult
     from .restore import RestoreResult
+    from .stats import Stats
+    from .verify import VerifyResult
 
 T = TypeVar("T")
+DEFAULT_VERIFY_MAX_AGE = 30 * 86400.0  # kvbackup.verify.DEFAULT_MAX_AGE, without the import
 #: A password, or a function returning it, called only if the repository needs one.
 Password = str | bytes | Callable[[], str | bytes] | None
 FORMAT = 1
@@ -616,6 +621,66 @@ class Repository:
             exclude=list(exclude),
             progress=progress,
         )
+
+    # ----------------------------------------------------------------- checking, browsing
+
+    def verify(
+        self,
+        *,
+        max_age: float = DEFAULT_VERIFY_MAX_AGE,
+        read_data_subset: float = 100.0,
+        use_cache: bool = True,
+        cache_dir: str | os.PathLike[str] | None = None,
+        progress: Progress | None = None,
+    ) -> VerifyResult:
+        """Check the structure, then read packs not verified within ``max_age`` seconds
+        (all with ``use_cache=False``; a ``read_data_subset`` percentage of them at most);
+        see :mod:`kvbackup.verify`."""
+        from .verify import run_verify
+
+        return run_verify(
+            self,
+            max_age=max_age,
+            read_data_subset=read_data_subset,
+            use_cache=use_cache,
+            cache_dir=cache_dir,
+            progress=progress,
+        )
+
+    def verify_full(
+        self,
+        source: str | os.PathLike[str],
+        snapshot: str | Snapshot | None = None,
+        *,
+        temp_dir: str | os.PathLike[str] | None = None,
+        progress: Progress | None = None,
+    ) -> FullVerifyResult:
+        """Restore ``snapshot`` (default: the latest of ``source``) into a temporary folder
+        and compare it with the folder ``source``; see :mod:`kvbackup.fullverify`."""
+        from .fullverify import run_verify_full
+
+        return run_verify_full(self, source, snapshot, temp_dir=temp_dir, progress=progress)
+
+    def diff(self, before: str | Snapshot, after: str | Snapshot) -> DiffResult:
+        """What changed from snapshot ``before`` to snapshot ``after``."""
+        from .diff import run_diff
+
+        return run_diff(self, self.resolve_snapshot(before), self.resolve_snapshot(after))
+
+    def stats(self, snapshot: str | Snapshot | None = None) -> Stats:
+        """Sizes and counts of the repository, or of one snapshot."""
+        from .stats import repository_stats, snapshot_stats
+
+        if snapshot is None:
+            return repository_stats(self)
+        return snapshot_stats(self, self.resolve_snapshot(snapshot))
+
+    def cat(self, snapshot: str | Snapshot, path: str | bytes) -> Iterator[bytes]:
+        """The content of the file ``path`` of ``snapshot``, as a stream of verified chunks
+        (``b"".join(repo.cat(...))`` for the bytes)."""
+        from .cat import cat_file
+
+        return cat_file(self, self.resolve_snapshot(snapshot), path)
 
 
 def _as_bytes(password: str | bytes) -> bytes:

@@ -51,15 +51,31 @@ def cli() -> None:
 def _register() -> None:
     from . import (
         cmd_backup,
+        cmd_cat,
+        cmd_diff,
         cmd_init,
         cmd_key,
         cmd_ls,
         cmd_plugins,
         cmd_restore,
         cmd_snapshots,
+        cmd_stats,
+        cmd_verify,
     )
 
-    for module in (cmd_init, cmd_backup, cmd_restore, cmd_snapshots, cmd_ls, cmd_plugins, cmd_key):
+    for module in (
+        cmd_init,
+        cmd_backup,
+        cmd_restore,
+        cmd_snapshots,
+        cmd_ls,
+        cmd_cat,
+        cmd_diff,
+        cmd_stats,
+        cmd_verify,
+        cmd_plugins,
+        cmd_key,
+    ):
         cli.add_command(module.command)
 
 

@@ -1,0 +1,5 @@
+"""``python -m kvbackup``: the ``kvbackup`` command."""
+
+from .cli.main import main
+
+main()

@@ -1,0 +1,175 @@
+"""kvbackup verify"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from ..errors import ExitCode
+from .common import (
+    emit_json,
+    get_repo_options,
+    human_size,
+    json_option,
+    progress_reporter,
+    repo_options,
+    requests_line,
+    warn,
+)
+
+
+def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
+    from ..verify import parse_duration
+
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _percent(ctx: click.Context, param: click.Parameter, value: str) -> float:
+    from ..verify import parse_percent
+
+    try:
+        return parse_percent(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@click.command("verify")
+@click.argument("args", nargs=-1, metavar="[[SNAPSHOT] SOURCE]")
+@repo_options
+@click.option(
+    "--full",
+    is_flag=True,
+    help="Restore SNAPSHOT (default: the latest of SOURCE) to a temporary folder and "
+    "compare it with the folder SOURCE.",
+)
+@click.option(
+    "--max-age",
+    default="30d",
+    show_default=True,
+    callback=_duration,
+    help="Read again packs last verified longer ago than this (30d, 12h, 0 = all).",
+)
+@click.option(
+    "--read-data-subset",
+    default="100%",
+    show_default=True,
+    callback=_percent,
+    metavar="N%",
+    help="Read at most N%% of the packs (those due, never verified first).",
+)
+@click.option("--no-cache", is_flag=True, help="Read every pack, whatever was verified before.")
+@click.option(
+    "--temp-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="With --full: where to make the temporary folder.",
+)
+@click.option("--quiet", "-q", is_flag=True, help="Print nothing but problems.")
+@json_option
+def command(
+    args: tuple[str, ...],
+    full: bool,
+    max_age: float,
+    read_data_subset: float,
+    no_cache: bool,
+    temp_dir: str | None,
+    quiet: bool,
+    as_json: bool,
+    **kwargs: Any,
+) -> None:
+    """Check the repository: structure, then data (exits 12 on any damage).
+
+    Packs verified within --max-age are not read again (a local record keeps track).
+    With --full SOURCE, or --full SNAPSHOT SOURCE: restore and compare with SOURCE on
+    disk, print every difference and exit 16 if there is one.
+    """
+    if full and not 1 <= len(args) <= 2:
+        raise click.UsageError("verify --full takes [SNAPSHOT] SOURCE")
+    if not full and args:
+        raise click.UsageError("SNAPSHOT and SOURCE are for verify --full")
+    repo = get_repo_options(kwargs).open()
+    progress = progress_reporter(not (quiet or as_json))
+    try:
+        if full:
+            source = args[-1]
+            snapshot = args[0] if len(args) == 2 else None
+            full_result = repo.verify_full(source, snapshot, temp_dir=temp_dir, progress=progress)
+        else:
+            result = repo.verify(
+                max_age=max_age,
+                read_data_subset=read_data_subset,
+                use_cache=not no_cache,
+                progress=progress,
+            )
+    finally:
+        if progress:
+            progress.stop()
+        repo.close()
+    if full:
+        _report_full(full_result, quiet, as_json)
+    else:
+        _report(result, quiet, as_json)
+
+
+def _report(result: Any, quiet: bool, as_json: bool) -> None:
+    for message in result.warnings:
+        warn(message)
+    if as_json:
+        emit_json(result.as_dict())
+    else:
+        if not quiet:
+            click.echo(
+                f"checked {result.snapshots} snapshots in {result.groups} groups: "
+                f"{result.index_fragments} index fragments, {result.packs} packs"
+            )
+            click.echo(
+                f"  data: {result.packs_read} packs read ({result.chunks_checked} chunks, "
+                f"{human_size(result.bytes_checked)}), {result.packs_fresh} verified recently, "
+                f"{result.packs_not_selected} left for a later run"
+            )
+            click.echo(f"  {requests_line(result.requests)}")
+        for problem in result.problems:
+            click.echo(f"problem: {problem.message}")
+        for cid, reason in result.damaged_chunks.items():
+            click.echo(f"damaged chunk {cid}: {reason}")
+        for hit in result.affected:
+            what = "its file list (no file can be listed)" if hit.path is None else hit.path
+            click.echo(f"  snapshot {hit.snapshot}: {what}")
+        if result.ok and not quiet:
+            click.echo("no problems found")
+        elif not result.ok:
+            click.echo(
+                f"{len(result.problems)} problems: {len(result.damaged_chunks)} damaged chunks "
+                f"spoil {len(result.affected)} entries of "
+                f"{len({a.snapshot for a in result.affected})} snapshots"
+            )
+    if not result.ok:
+        raise SystemExit(ExitCode.CORRUPT)
+
+
+def _report_full(result: Any, quiet: bool, as_json: bool) -> None:
+    if as_json:
+        emit_json(result.as_dict())
+    else:
+        for diff in result.damaged:
+            click.echo(f"damaged: {diff.path}: {diff.detail}")
+        for diff in result.differences:
+            click.echo(f"{diff.kind}: {diff.path}: {diff.detail}")
+        if not quiet:
+            summary = (
+                "no differences"
+                if result.ok
+                else f"{len(result.differences)} differences, {len(result.damaged)} damaged"
+            )
+            click.echo(
+                f"compared snapshot {result.snapshot} with {result.source}: "
+                f"{result.entries} entries, {summary}"
+            )
+    if result.damaged:
+        raise SystemExit(ExitCode.CORRUPT)
+    if result.differences:
+        raise SystemExit(ExitCode.DIFFERENCES)

@@ -1,0 +1,99 @@
+"""Helpers for the verify, browse and partial-restore tests: a small-chunk repository on a
+local folder or an S3 server, the real ``kvbackup`` command, and ways to damage a
+repository the way disks and people do."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from kvbackup.chunker import ChunkerParams
+from kvbackup.index import BlobLocation
+from kvbackup.packs import pack_key
+from kvbackup.repository import Repository
+
+PASSWORD = "verify-tests password"
+#: Small chunks and packs, so that a few hundred KiB make many of each.
+SMALL_CHUNKS = ChunkerParams(min_size=2048, avg_size=8192, max_size=32768, small_file=8192)
+SMALL_PACKS = 48 * 1024
+
+
+def init_repo(url: str) -> Repository:
+    return Repository.init(url, password=PASSWORD, chunker=SMALL_CHUNKS, pack_size=SMALL_PACKS)
+
+
+def open_repo(url: str) -> Repository:
+    return Repository.open(url, password=PASSWORD)
+
+
+def cli_env(cache: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KVBACKUP_")}
+    env.update(
+        KVBACKUP_PASSWORD=PASSWORD, KVBACKUP_TEST_FAST_KDF="1", KVBACKUP_CACHE_DIR=str(cache)
+    )
+    return env
+
+
+def kvb(
+    *args: str | os.PathLike[str], cache: Path, expect: int = 0, stdin: bytes | None = None
+) -> subprocess.CompletedProcess[bytes]:
+    """Run the real ``kvbackup`` command; fail unless it exits with ``expect``."""
+    done = subprocess.run(
+        [sys.executable, "-m", "kvbackup", *map(str, args)],
+        env=cli_env(cache),
+        capture_output=True,
+        timeout=120,
+        input=stdin,
+    )
+    assert done.returncode == expect, (
+        f"kvbackup {' '.join(map(str, args))} exited {done.returncode}, expected {expect}:\n"
+        f"{done.stdout.decode(errors='replace')[-3000:]}\n{done.stderr.decode(errors='replace')}"
+    )
+    return done
+
+
+def kvb_json(*args: str | os.PathLike[str], cache: Path, expect: int = 0) -> Any:
+    return json.loads(kvb(*args, "--json", cache=cache, expect=expect).stdout)
+
+
+def chunks_of(repo: Repository, snapshot: str, path: str) -> list[BlobLocation]:
+    """Where the chunks of file ``path`` of ``snapshot`` are stored."""
+    snap = repo.resolve_snapshot(snapshot)
+    index, _ = repo.load_index(snap.group)
+    for entry in repo.iter_entries(snap, index):
+        if entry.path == os.fsencode(path):
+            locations = [index.get(c) for c in entry.chunks]
+            assert all(locations)
+            return [loc for loc in locations if loc is not None]
+    raise AssertionError(f"{path} is not in snapshot {snapshot}")
+
+
+def flip_byte(repo: Repository, group: str, loc: BlobLocation) -> None:
+    """Flip one bit in the middle of a stored chunk, in place in its pack."""
+    key = pack_key(group, loc.pack_id)
+    data = bytearray(repo.raw_store.get(key))
+    data[loc.offset + loc.length // 2] ^= 0x01
+    repo.raw_store.put(key, bytes(data))
+
+
+def write_tree(root: Path, files: dict[str, bytes]) -> Path:
+    for name, content in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+    return root
+
+
+def repo_location(kind: str, request: Any, tmp_path: Path, monkeypatch: Any) -> str:
+    """A fresh repository location: a local folder, or a new bucket on the moto S3 server
+    (its AWS_* settings put in the environment, for this process and the command)."""
+    if kind == "local":
+        return str(tmp_path / "repo")
+    server = request.getfixturevalue("moto_s3")
+    for name, value in server.env().items():
+        monkeypatch.setenv(name, value)
+    return f"s3://{server.new_bucket()}/repo"
