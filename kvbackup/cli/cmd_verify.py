@@ -49,6 +49,7 @@ def _percent(ctx: click.Context, param: click.Parameter, value: str) -> float:
 @click.option(
     "--max-age",
     default="30d",
+    metavar="AGE",
     show_default=True,
     callback=_duration,
     help="Read again packs last verified longer ago than this (30d, 12h, 0 = all).",
@@ -59,7 +60,7 @@ def _percent(ctx: click.Context, param: click.Parameter, value: str) -> float:
     show_default=True,
     callback=_percent,
     metavar="N%",
-    help="Read at most N%% of the packs (those due, never verified first).",
+    help="Read at most N% of the packs (those due, never verified first).",
 )
 @click.option("--no-cache", is_flag=True, help="Read every pack, whatever was verified before.")
 @click.option(
