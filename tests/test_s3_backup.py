@@ -66,20 +66,29 @@ def test_killed_backup_on_s3_is_resumed(tmp_path: Path, server: S3Server) -> Non
     for i in range(10):
         (src / f"part{i}.bin").write_bytes(os.urandom(8 << 20))
     kvbackup("init", url, env=env)
-    proc = subprocess.Popen([_exe(), "backup", str(src), "--repo", url], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     client = server.client()
-    deadline = time.monotonic() + 60
-    packs: list[str] = []
-    while time.monotonic() < deadline and proc.poll() is None:
-        listing = client.list_objects_v2(Bucket=bucket, Prefix="repo/groups/")
-        packs = [o["Key"] for o in listing.get("Contents", []) if "/packs/" in o["Key"]]
-        if len(packs) >= 2:
-            break
-        time.sleep(0.02)
-    assert proc.poll() is None, "the backup finished before it could be killed"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+
+    def keys() -> list[str]:
+        listing = client.list_objects_v2(Bucket=bucket, Prefix="repo/")
+        return [o["Key"] for o in listing.get("Contents", [])]
+
+    # every request of the doomed backup is delayed, so it is surely killed half-way
+    with FaultProxy(server.endpoint, slow=1.0, delay=0.15) as proxy:
+        slow_env = env | {"AWS_ENDPOINT_URL": proxy.endpoint, "AWS_ENDPOINT_URL_S3": proxy.endpoint}
+        proc = subprocess.Popen(
+            [_exe(), "backup", str(src), "--repo", url],
+            env=slow_env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            if len([k for k in keys() if "/packs/" in k]) >= 2:
+                break
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert not [k for k in keys() if k.startswith("repo/snapshots/") and "." not in k]
     done = json.loads(kvbackup("backup", src, "--repo", url, "--json", env=env).stdout)
     assert any("resumed interrupted snapshot" in m for m in done["messages"]), done
     assert done["stats"]["chunks_deduplicated"] >= 2
@@ -103,10 +112,14 @@ def test_backup_through_503s_resets_and_slow_answers_completes(
     src = make_tree(tmp_path / "src")
     for i in range(6):
         (src / f"extra{i}.bin").write_bytes(os.urandom(300_000))
-    with FaultProxy(moto_s3.endpoint, slowdown=0.15, reset=0.1, slow=0.05, delay=0.2,
-                    seed=7) as proxy:
-        for key, value in {**moto_s3.env(), "AWS_ENDPOINT_URL": proxy.endpoint,
-                           "AWS_ENDPOINT_URL_S3": proxy.endpoint}.items():
+    with FaultProxy(
+        moto_s3.endpoint, slowdown=0.15, reset=0.1, slow=0.05, delay=0.2, seed=7
+    ) as proxy:
+        for key, value in {
+            **moto_s3.env(),
+            "AWS_ENDPOINT_URL": proxy.endpoint,
+            "AWS_ENDPOINT_URL_S3": proxy.endpoint,
+        }.items():
             monkeypatch.setenv(key, value)
         url = f"s3://{bucket}/flaky"
         repo = Repository.init(url, password=PASSWORD, store_options={"read_timeout": "1"})
@@ -126,7 +139,48 @@ def test_wrong_credentials_are_a_one_line_error(tmp_path: Path, rclone_s3: S3Ser
 
 
 def test_missing_bucket_is_a_one_line_error(moto_s3: S3Server) -> None:
-    done = kvbackup("snapshots", "--repo", "s3://no-such-bucket-here/r", env=s3_env(moto_s3),
-                    check=False)
+    done = kvbackup(
+        "snapshots", "--repo", "s3://no-such-bucket-here/r", env=s3_env(moto_s3), check=False
+    )
     assert done.returncode == 13
     assert "does not exist" in done.stderr and done.stderr.count("\n") == 1
+
+
+def test_store_options_are_passed_to_the_store(tmp_path: Path, moto_s3: S3Server) -> None:
+    env = s3_env(moto_s3)
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
+        del env[name]
+    url = f"s3://{moto_s3.new_bucket()}/opt"
+    endpoint = f"endpoint_url={moto_s3.endpoint}"
+    src = make_tree(tmp_path / "src")
+    kvbackup("init", url, "--store-option", endpoint, env=env)
+    kvbackup("backup", src, "--repo", url, "-o", endpoint, env=env)
+    kvbackup("restore", "latest", tmp_path / "out", "--repo", url, "-o", endpoint, env=env)
+    assert_same_tree(src, tmp_path / "out")
+
+
+def test_fsspec_store_backs_up_to_s3_through_s3fs(tmp_path: Path, moto_s3: S3Server) -> None:
+    env = s3_env(moto_s3)
+    url = f"fsspec::s3://{moto_s3.new_bucket()}/via-s3fs"
+    src = make_tree(tmp_path / "src")
+    kvbackup("init", url, env=env)
+    kvbackup("backup", src, "--repo", url, env=env)
+    (src / "docs" / "readme.txt").write_text("second\n")
+    kvbackup("backup", src, "--repo", url, env=env)
+    kvbackup("restore", "latest", tmp_path / "out", "--repo", url, env=env)
+    assert_same_tree(src, tmp_path / "out")
+    keys = [
+        o["Key"]
+        for o in moto_s3.client().list_objects_v2(Bucket=url.split("/")[2]).get("Contents", [])
+    ]
+    assert "via-s3fs/config" in keys
+
+
+def test_fsspec_file_url_round_trips(tmp_path: Path) -> None:
+    url = f"fsspec::file://{tmp_path / 'repo'}"
+    src = make_tree(tmp_path / "src")
+    kvbackup("init", url)
+    kvbackup("backup", src, "--repo", url)
+    kvbackup("restore", "latest", tmp_path / "out", "--repo", url)
+    assert_same_tree(src, tmp_path / "out")
+    assert (tmp_path / "repo" / "config").exists()

@@ -46,6 +46,15 @@ class FsspecStore(Store):
         protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
         # On a local filesystem a write is not atomic: write aside, then rename.
         self._rename_into_place = protocol in ("file", "local")
+        # Filesystems with real directories need the root made; object stores do not, and
+        # must not (s3fs would create a missing bucket).
+        self._has_directories = protocol in ("file", "local", "memory", "sftp", "ssh", "ftp",
+                                             "smb", "webdav", "hdfs")
+
+    def ensure_root(self) -> None:
+        """Make the root folder where the filesystem has folders (``init`` calls this)."""
+        if self._has_directories:
+            self._call("create", "", lambda: self.fs.makedirs(self.root, exist_ok=True))
 
     @classmethod
     def from_url(cls, url: str, options: dict[str, str]) -> FsspecStore:
