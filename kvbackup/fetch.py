@@ -57,17 +57,23 @@ def fetch_ordered(
     locate: Callable[[bytes], BlobLocation | None],
     read_span: Callable[[Span[T]], list[tuple[int, T, R]]],
     executor: Executor,
-    window_bytes: int = 96 * 1024 * 1024,
+    window_bytes: int = 48 * 1024 * 1024,
     max_span: int = 16 * 1024 * 1024,
     max_gap: int = 256 * 1024,
     max_open: int = 1024,
 ) -> Iterator[tuple[T, R]]:
     """Yield ``(tag, read_span's result for the chunk)`` for each ``(tag, chunk id)`` in
-    ``items``, in order. At most about ``window_bytes`` are planned or in flight."""
+    ``items``, in order.
+
+    Memory is bounded by ``window_bytes``: a chunk counts (by its stored size) from the
+    moment it is planned until it is handed back, so spans in flight and results waiting for
+    an earlier chunk are both within the window.
+    """
     open_spans: dict[bytes, Span[T]] = {}
     span_of: dict[int, Span[T]] = {}
     ready: dict[int, tuple[T, R]] = {}
-    planned = 0  # bytes in spans not yet handed back
+    sizes: dict[int, int] = {}
+    held = 0  # stored bytes of chunks planned and not yet handed back
     next_out = 0
     seq = 0
 
@@ -78,54 +84,49 @@ def fetch_ordered(
             span.future = executor.submit(read_span, span)
 
     def collect(span: Span[T]) -> None:
-        nonlocal planned
         assert span.future is not None
         for n, tag, result in span.future.result():
             ready[n] = (tag, result)
             span_of.pop(n, None)
-        planned -= span.size
 
     def hand_back(block_above: int) -> Iterator[tuple[T, R]]:
         """Yield what is ready, in order, blocking while more than ``block_above`` bytes
-        are planned (``-1``: block until everything is handed back)."""
-        nonlocal next_out
+        are held (``-1``: block until everything is handed back)."""
+        nonlocal next_out, held
         while next_out < seq:
             if next_out not in ready:
                 span = span_of[next_out]
-                if planned <= block_above and (span.future is None or not span.future.done()):
+                if held <= block_above and (span.future is None or not span.future.done()):
                     return
                 submit(span)
                 collect(span)
+            held -= sizes.pop(next_out)
             yield ready.pop(next_out)
             next_out += 1
 
     for tag, cid in items:
-        item: Item[T] = (seq, tag, cid, locate(cid))
-        loc = item[3]
+        loc = locate(cid)
+        item: Item[T] = (seq, tag, cid, loc)
         span = open_spans.get(loc.pack_id) if loc else None
-        before = span.size if span else 0
-        if span is not None and span.try_add(item, max_span, max_gap):
-            planned += span.size - before
-        else:
+        if span is None or not span.try_add(item, max_span, max_gap):
             if span is not None:
                 submit(span)
             span = Span(item)
-            planned += span.size
             if span.pack_id:
                 open_spans[span.pack_id] = span
             else:
                 submit(span)
+        sizes[seq] = loc.length if loc else 0
+        held += sizes[seq]
         span_of[seq] = span
         seq += 1
         if len(open_spans) > max_open:
             submit(min(open_spans.values(), key=lambda s: s.items[0][0]))
         # keep GETs flowing: the span holding the oldest unanswered chunk goes out first
         oldest = span_of.get(next_out)
-        if oldest is not None and planned > window_bytes // 4:
+        if oldest is not None and held > window_bytes // 4:
             submit(oldest)
-        yield from hand_back(
-            block_above=window_bytes // 2 if planned > window_bytes else window_bytes
-        )
+        yield from hand_back(block_above=window_bytes // 2 if held > window_bytes else window_bytes)
     for span in sorted(open_spans.values(), key=lambda s: s.items[0][0]):
         submit(span)
     yield from hand_back(block_above=-1)

@@ -84,6 +84,9 @@ _register()
 
 def main() -> None:
     """Console-script entry point."""
+    from .memory import tune_allocator
+
+    tune_allocator()
     try:
         cli.main(prog_name="kvbackup")
     except BrokenPipeError:
