@@ -13,6 +13,7 @@ import os
 import secrets
 import socket
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -25,7 +26,7 @@ from .repository import Repository
 from .snapshots import COMPLETE, Snapshot, iso_utc, snapshot_key, timestamp_id
 from .sources import DIR, FILE, KINDS, Entry, Source, check_relative_path
 from .transforms import ObjectType
-from .writer import ChunkWriter
+from .writer import ChunkRef, ChunkWriter
 
 MAX_SKIPPED_RECORDED = 1000
 
@@ -234,26 +235,45 @@ def run_backup(
     if parent is not None and source.ordered and not rehash:
         parents = repo.iter_entries(parent, index)
     chunker = Chunker(repo.config.chunker)
-    filelist = FileListWriter(lambda data: writer.add(ObjectType.METADATA, data))
+    filelist: FileListWriter[ChunkRef] = FileListWriter(
+        lambda data: writer.add(ObjectType.METADATA, data)
+    )
+    # Entries wait here, in order, until the ids of the chunks they were given are known.
+    waiting: deque[tuple[Entry, list[ChunkRef] | None]] = deque()
+
+    def settle() -> None:
+        while waiting:
+            entry, refs = waiting[0]
+            if refs:
+                if refs[-1].id is None:  # jobs finish in order: the last one tells
+                    return
+                entry.chunks = [ref.id for ref in refs if ref.id is not None]
+            waiting.popleft()
+            filelist.add(entry)
+
     last_report = 0.0
     try:
         for entry, previous in _pair_with_parent(
             _checked(source.scan(on_error), on_error), parents
         ):
+            refs = None
             if entry.kind == FILE:
                 if not rehash and _unchanged(entry, previous, index):
                     assert previous is not None
                     entry.chunks = previous.chunks
                     stats.files_unchanged += 1
-                elif not _read_file(source, entry, chunker, writer, stats, on_error):
-                    continue
+                else:
+                    refs = _read_file(source, entry, chunker, writer, stats, on_error)
+                    if refs is None:
+                        continue
                 stats.files += 1
                 stats.bytes += entry.size
             elif entry.kind == DIR:
                 stats.dirs += 1
             else:
                 stats.symlinks += 1
-            filelist.add(entry)
+            waiting.append((entry, refs))
+            settle()
             if progress and time.monotonic() - last_report > 0.2:
                 last_report = time.monotonic()
                 progress(
@@ -261,10 +281,15 @@ def run_backup(
                         "backup", stats.files, stats.bytes, stats.bytes_read, _display(entry.path)
                     )
                 )
-        snap.filelist = [c.hex() for c in filelist.close()]
+        writer.drain()
+        settle()
+        list_refs = filelist.close()
         if progress:
             progress(ProgressEvent("commit", stats.files, stats.bytes, stats.bytes_read))
         writer.finish()
+        snap.filelist = [ref.id.hex() for ref in list_refs if ref.id is not None]
+        if len(snap.filelist) != len(list_refs):
+            raise KvbackupError("internal error: a file-list chunk has no id")
     except BaseException:
         writer.abort()
         raise
@@ -305,22 +330,22 @@ def _read_file(
     writer: ChunkWriter,
     stats: BackupStats,
     on_error: Callable[[bytes, Exception], None],
-) -> bool:
-    chunks: list[bytes] = []
+) -> list[ChunkRef] | None:
+    """Hand the file's chunks to the writer; ``None`` (and reported) if it cannot be read."""
+    refs: list[ChunkRef] = []
     size = 0
     try:
         with source.open(entry) as stream:
             for data in chunker.chunks(stream, entry.size):
-                chunks.append(writer.add(ObjectType.DATA, data))
+                refs.append(writer.add(ObjectType.DATA, data))
                 size += len(data)
     except OSError as exc:
         on_error(entry.path, exc)
-        return False
-    entry.chunks = chunks
+        return None
     entry.size = size
     stats.files_read += 1
     stats.bytes_read += size
-    return True
+    return refs
 
 
 def _chain_with(repo: Repository, compression: str) -> list[dict[str, Any]]:

@@ -46,7 +46,10 @@ class Chunker:
         """Yield the chunks of ``stream`` as bytes."""
         source: Any = stream
         if 0 <= size_hint <= self.params.small_file:
-            data = _read_up_to(stream, self.params.small_file + 1)
+            # Ask for what stat said, plus one byte to notice a file that grew.
+            data = _read_up_to(stream, size_hint + 1)
+            if len(data) > size_hint:
+                data += _read_up_to(stream, self.params.small_file + 1 - len(data))
             if len(data) <= self.params.small_file:
                 if data:
                     yield data

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from .chunker import ID_BYTES, METADATA_CHUNKS, Chunker
 from .errors import CorruptionError
@@ -19,6 +19,7 @@ from .sources import DIR, FILE, SYMLINK, Entry
 _KIND_CODES = {FILE: "f", DIR: "d", SYMLINK: "l"}
 _CODE_KINDS = {v: k for k, v in _KIND_CODES.items()}
 _FLUSH_AT = 1 << 20
+R = TypeVar("R")
 
 
 def _put_bytes(record: dict[str, Any], key: str, raw: bytes) -> None:
@@ -85,14 +86,15 @@ def decode_entry(line: bytes) -> Entry:
     return entry
 
 
-class FileListWriter:
-    """Streams entries into metadata chunks; ``emit(chunk)`` stores one and returns its id."""
+class FileListWriter(Generic[R]):
+    """Streams entries into metadata chunks; ``emit(chunk)`` stores one and returns what
+    names it (its id, or a reference to it)."""
 
-    def __init__(self, emit: Callable[[bytes], bytes]):
+    def __init__(self, emit: Callable[[bytes], R]):
         self._emit = emit
         self._chunker = Chunker(METADATA_CHUNKS)
         self._buf = bytearray()
-        self.chunk_ids: list[bytes] = []
+        self.chunk_ids: list[R] = []
 
     def add(self, entry: Entry) -> None:
         self._buf += encode_entry(entry)
@@ -109,20 +111,32 @@ class FileListWriter:
             start = end
         del self._buf[:start]
 
-    def close(self) -> list[bytes]:
-        """Flush what is left; return the ids of the list's chunks, in order."""
+    def close(self) -> list[R]:
+        """Flush what is left; return what ``emit`` returned for each chunk, in order."""
         if self._buf:
             self._flush(final=True)
         return self.chunk_ids
 
 
-def read_entries(chunks: Iterable[bytes]) -> Iterator[Entry]:
-    """The entries of a file list, given its chunks' plain bytes in order."""
+def read_entries(chunks: Iterable[bytes | None]) -> Iterator[Entry]:
+    """The entries of a file list, given its chunks' plain bytes in order.
+
+    A ``None`` in place of a chunk stands for one that could not be read: the entries it
+    held (and the one broken across its edges) are lost, and reading resumes at the first
+    whole line after it.
+    """
     rest = b""
+    resync = False
     for data in chunks:
+        if data is None:
+            rest, resync = b"", True
+            continue
         lines = (rest + data).split(b"\n")
         rest = lines.pop()
+        if resync and lines:
+            lines.pop(0)  # the tail of an entry that began in the lost chunk
+            resync = False
         for line in lines:
             yield decode_entry(line)
-    if rest:
+    if rest and not resync:
         raise CorruptionError("file list: truncated (last line incomplete)")

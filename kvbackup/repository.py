@@ -553,17 +553,31 @@ class Repository:
                 out.append((n, tag, exc))
         return out
 
-    def iter_entries(self, snapshot: Snapshot, index: GroupIndex | None = None) -> Iterator[Entry]:
-        """The entries of a snapshot's file list, streamed."""
+    def iter_entries(
+        self,
+        snapshot: Snapshot,
+        index: GroupIndex | None = None,
+        on_damage: Callable[[KvbackupError], None] | None = None,
+    ) -> Iterator[Entry]:
+        """The entries of a snapshot's file list, streamed.
+
+        A file-list chunk that cannot be read raises, unless ``on_damage`` is given: it is
+        then told, and the entries after the damage are still read.
+        """
         if index is None:
             index, _ = self.load_index(snapshot.group)
 
-        def chunks() -> Iterator[bytes]:
+        def chunks() -> Iterator[bytes | None]:
             items = ((cid, cid) for cid in snapshot.filelist_ids())
             for _cid, data in self.fetch_chunks(snapshot.group, index, items):
                 if isinstance(data, KvbackupError):
-                    raise CorruptionError(f"snapshot {snapshot.id}: file list: {data}")
-                yield data
+                    error = CorruptionError(f"snapshot {snapshot.id}: file list: {data}")
+                    if on_damage is None:
+                        raise error
+                    on_damage(error)
+                    yield None
+                else:
+                    yield data
 
         return read_entries(chunks())
 

@@ -177,7 +177,10 @@ def run_restore(
         result.errors.append((os.fsdecode(path), str(exc)))
 
     def chunks_to_fetch() -> Iterator[tuple[tuple[Entry, int], bytes]]:
-        for entry in repo.iter_entries(snapshot, index):
+        def damaged_list(exc: KvbackupError) -> None:
+            result.errors.append(("(file list)", f"{exc}; the entries it held are not restored"))
+
+        for entry in repo.iter_entries(snapshot, index, on_damage=damaged_list):
             if not (selection.everything or selection.wants(entry.path)):
                 continue
             try:

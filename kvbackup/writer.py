@@ -1,10 +1,12 @@
-"""The write pipeline: chunks -> transforms (worker threads) -> packs -> store (I/O threads).
+"""The write pipeline: chunks -> id, dedup and transforms (worker threads) -> packs -> store.
 
-The caller adds chunks from one thread; ids are computed there, so the caller gets each id
-at once and deduplication against the group index happens before any work is spent. Memory
-is bounded: at most a few chunks wait for the transform workers and a few packs for upload.
-Index fragments are written only after every pack they name is stored, so an index never
-points at a pack that does not exist.
+The caller (one thread) only hands chunks over: hashing, the deduplication check against the
+group and the transforms run on worker threads, several small chunks to a job. Each chunk's
+id is known once its job is done; results are packed in the order the chunks were added, so
+chunks that follow each other in a file follow each other in a pack and a restore reads them
+with one ranged GET. Memory is bounded: a few jobs wait for the workers and a few packs for
+upload. Index fragments are written only after every pack they name is stored, so an index
+never points at a pack that does not exist.
 """
 
 from __future__ import annotations
@@ -39,13 +41,25 @@ class WriteStats:
     packs: int = 0
 
 
-class ChunkWriter:
-    """Stores chunks of one backup into packs of ``group``.
+class ChunkRef:
+    """A chunk handed to the writer; ``id`` is set once the chunk has been hashed."""
 
-    Transforms run on worker threads, but their results are packed in the order the chunks
-    were added, so chunks that follow each other in a file follow each other in a pack and
-    a restore reads them with one ranged GET.
-    """
+    __slots__ = ("id",)
+
+    def __init__(self) -> None:
+        self.id: bytes | None = None
+
+
+_Job = list[tuple[int, bytes, ChunkRef]]
+#: A job's result per chunk: its id, and its encoded blob (``None`` if already stored).
+_Result = list[tuple[bytes, bytes | None]]
+
+BATCH_BYTES = 1 << 20
+BATCH_CHUNKS = 64
+
+
+class ChunkWriter:
+    """Stores chunks of one backup into packs of ``group``."""
 
     def __init__(
         self,
@@ -63,10 +77,13 @@ class ChunkWriter:
         self.pack_size = pack_size
         self.stats = WriteStats()
         self._known = index.ids()
+        self._known_lock = threading.Lock()
         workers = workers or max(1, os.cpu_count() or 1)
         self._workers = ThreadPoolExecutor(workers, thread_name_prefix="kvbackup-transform")
-        self._max_pending = workers * 2
-        self._pending: deque[tuple[int, bytes, int, Future[bytes]]] = deque()
+        self._max_pending = workers * 3
+        self._pending: deque[tuple[_Job, Future[_Result]]] = deque()
+        self._batch: _Job = []
+        self._batch_bytes = 0
         max_uploads = max(1, min(repo.store.concurrency, 4))
         self._uploads = ThreadPoolExecutor(max_uploads, thread_name_prefix="kvbackup-upload")
         self._upload_slots = threading.BoundedSemaphore(max_uploads)
@@ -76,40 +93,64 @@ class ChunkWriter:
         self._last_index = time.monotonic()
         self._error: BaseException | None = None
 
-    def add(self, otype: int, data: bytes) -> bytes:
-        """Store ``data`` (unless the group has it already); return its chunk id."""
+    def add(self, otype: int, data: bytes) -> ChunkRef:
+        """Hand ``data`` over for storing (unless the group has it already)."""
         self.check()
-        cid = self.repo.hasher(data)
-        if cid in self._known:
-            self.stats.chunks_deduplicated += 1
-            self.stats.bytes_deduplicated += len(data)
-            return cid
-        self._known.add(cid)
-        self.stats.chunks_new += 1
-        self.stats.bytes_new += len(data)
-        future = self._workers.submit(self.codec.encode, otype, cid, data)
-        self._pending.append((otype, cid, len(data), future))
+        ref = ChunkRef()
+        self._batch.append((otype, data, ref))
+        self._batch_bytes += len(data)
+        if self._batch_bytes >= BATCH_BYTES or len(self._batch) >= BATCH_CHUNKS:
+            self._submit_batch()
         self._drain(block=len(self._pending) > self._max_pending)
-        return cid
+        return ref
+
+    def drain(self) -> None:
+        """Wait until every chunk added so far has its id (and is packed)."""
+        self._submit_batch()
+        self._drain(block=True, everything=True)
 
     def check(self) -> None:
         """Raise the first error a worker ran into."""
         if self._error is not None:
             raise self._error
 
+    def _submit_batch(self) -> None:
+        if self._batch:
+            job, self._batch, self._batch_bytes = self._batch, [], 0
+            self._pending.append((job, self._workers.submit(self._run_job, job)))
+
+    def _run_job(self, job: _Job) -> _Result:
+        """Hash, deduplicate and encode a job's chunks (on a worker thread)."""
+        out: _Result = []
+        for otype, data, _ref in job:
+            cid = self.repo.hasher(data)
+            with self._known_lock:
+                new = cid not in self._known
+                self._known.add(cid)
+            out.append((cid, self.codec.encode(otype, cid, data) if new else None))
+        return out
+
     def _drain(self, block: bool, everything: bool = False) -> None:
-        """Pack transformed chunks, oldest first; wait for the oldest if ``block``."""
-        while self._pending and (block or everything or self._pending[0][3].done()):
-            otype, cid, raw_length, future = self._pending.popleft()
-            blob = future.result()
+        """Pack finished jobs, oldest first; wait for the oldest if ``block``."""
+        while self._pending and (block or everything or self._pending[0][1].done()):
+            job, future = self._pending.popleft()
+            results = future.result()
             block = False
-            category = ObjectType.METADATA if otype == ObjectType.METADATA else ObjectType.DATA
-            builder = self._open.setdefault(category, PackBuilder())
-            builder.add(cid, otype, blob, raw_length)
-            self.stats.bytes_stored += len(blob)
-            if builder.size >= self.pack_size:
-                del self._open[category]
-                self._submit_pack(builder)
+            for (otype, data, ref), (cid, blob) in zip(job, results, strict=True):
+                ref.id = cid
+                if blob is None:
+                    self.stats.chunks_deduplicated += 1
+                    self.stats.bytes_deduplicated += len(data)
+                    continue
+                self.stats.chunks_new += 1
+                self.stats.bytes_new += len(data)
+                category = ObjectType.METADATA if otype == ObjectType.METADATA else ObjectType.DATA
+                builder = self._open.setdefault(category, PackBuilder())
+                builder.add(cid, otype, blob, len(data))
+                self.stats.bytes_stored += len(blob)
+                if builder.size >= self.pack_size:
+                    del self._open[category]
+                    self._submit_pack(builder)
 
     def _submit_pack(self, builder: PackBuilder) -> None:
         self._upload_slots.acquire()
@@ -154,7 +195,7 @@ class ChunkWriter:
 
     def finish(self) -> None:
         """Wait for every chunk to be stored and indexed; raise the first error."""
-        self._drain(block=True, everything=True)
+        self.drain()
         self._workers.shutdown(wait=True)
         self._seal_open_packs()
         self._uploads.shutdown(wait=True)
@@ -167,7 +208,7 @@ class ChunkWriter:
         """Stop after an error: store what is already transformed and index it, best
         effort, so that the next backup reuses it."""
         with contextlib.suppress(BaseException):
-            self._drain(block=True, everything=True)
+            self.drain()
         self._workers.shutdown(wait=True, cancel_futures=True)
         with contextlib.suppress(Exception):
             if self._error is None:

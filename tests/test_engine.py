@@ -260,3 +260,30 @@ def test_a_file_object_of_unknown_size_is_cut_and_stored_whole(
     repo.backup([("grows", io.BytesIO(data))])
     repo.restore("latest", tmp_path / "out")
     assert (tmp_path / "out" / "grows").read_bytes() == data
+
+
+def test_restore_goes_on_past_a_damaged_file_list_chunk(
+    tmp_path: Path, store: dict[str, bytes], repo: Repository
+) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(3000):
+        (src / f"file-with-a-longish-name-{i:05d}.txt").write_text(f"content {i}")
+    snap = repo.backup(src).snapshot
+    index, _ = repo.load_index(snap.group)
+    ids = snap.filelist_ids()
+    assert len(ids) >= 3
+    loc = index.get(ids[1])
+    assert loc is not None
+    key = f"groups/{snap.group}/packs/{loc.pack_id.hex()}"
+    damaged = bytearray(store[key])
+    damaged[loc.offset + loc.length // 2] ^= 1
+    store[key] = bytes(damaged)
+    result = repo.restore(snap.id, tmp_path / "out")
+    assert [p for p, _ in result.errors] == ["(file list)"]
+    restored = sorted((tmp_path / "out").iterdir())
+    assert 0 < len(restored) < 3000
+    for path in restored:
+        assert path.read_text() == f"content {int(path.name[-9:-4])}"
+    assert (tmp_path / "out" / "file-with-a-longish-name-00000.txt").exists()
+    assert (tmp_path / "out" / "file-with-a-longish-name-02999.txt").exists()

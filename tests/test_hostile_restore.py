@@ -25,17 +25,26 @@ def craft_snapshot(repo: Repository, entries: list[tuple[bytes, str, bytes]]) ->
     content or link target), bypassing every check a real backup makes."""
     group = secrets.token_hex(8)
     writer = ChunkWriter(repo, group, GroupIndex(), repo.codec, repo.config.pack_size)
-    filelist = FileListWriter(lambda data: writer.add(ObjectType.METADATA, data))
+    made = []
     for path, kind, payload in entries:
         entry = Entry(path=path, kind=kind, mode=0o644 if kind != DIR else 0o755)
         if kind == FILE:
-            entry.chunks = [writer.add(ObjectType.DATA, payload)]
+            made.append((entry, writer.add(ObjectType.DATA, payload)))
             entry.size = len(payload)
-        elif kind == SYMLINK:
-            entry.target = payload
+        else:
+            made.append((entry, None))
+            if kind == SYMLINK:
+                entry.target = payload
+    writer.drain()
+    filelist = FileListWriter(lambda data: writer.add(ObjectType.METADATA, data))
+    for entry, ref in made:
+        if ref is not None:
+            assert ref.id is not None
+            entry.chunks = [ref.id]
         filelist.add(entry)
-    ids = filelist.close()
+    refs = filelist.close()
     writer.finish()
+    ids = [ref.id for ref in refs if ref.id is not None]
     snap = Snapshot(
         id="20300101T000000Z",
         time="2030-01-01T00:00:00Z",
