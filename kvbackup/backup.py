@@ -161,6 +161,29 @@ def _checked(
         yield entry
 
 
+def _same_line(entry: Entry, previous: Entry | None) -> bytes | None:
+    """The parent's file-list line, if it describes ``entry`` exactly (so it is reused)."""
+    if (
+        previous is None
+        or previous.line is None
+        or previous.kind != entry.kind
+        or previous.mode != entry.mode
+        or previous.mtime_ns != entry.mtime_ns
+        or previous.uid != entry.uid
+        or previous.gid != entry.gid
+        or previous.target != entry.target
+    ):
+        return None
+    if entry.kind == FILE and (
+        previous.size != entry.size
+        or previous.ctime_ns != entry.ctime_ns
+        or previous.inode != entry.inode
+        or previous.chunks != entry.chunks
+    ):
+        return None
+    return previous.line
+
+
 def _unchanged(entry: Entry, parent: Entry | None, index: GroupIndex) -> bool:
     return (
         parent is not None
@@ -239,17 +262,17 @@ def run_backup(
         lambda data: writer.add(ObjectType.METADATA, data)
     )
     # Entries wait here, in order, until the ids of the chunks they were given are known.
-    waiting: deque[tuple[Entry, list[ChunkRef] | None]] = deque()
+    waiting: deque[tuple[Entry, list[ChunkRef] | None, bytes | None]] = deque()
 
     def settle() -> None:
         while waiting:
-            entry, refs = waiting[0]
+            entry, refs, line = waiting[0]
             if refs:
                 if refs[-1].id is None:  # jobs finish in order: the last one tells
                     return
                 entry.chunks = [ref.id for ref in refs if ref.id is not None]
             waiting.popleft()
-            filelist.add(entry)
+            filelist.add(entry, line)
 
     last_report = 0.0
     try:
@@ -272,7 +295,7 @@ def run_backup(
                 stats.dirs += 1
             else:
                 stats.symlinks += 1
-            waiting.append((entry, refs))
+            waiting.append((entry, refs, _same_line(entry, previous)))
             settle()
             if progress and time.monotonic() - last_report > 0.2:
                 last_report = time.monotonic()

@@ -80,6 +80,7 @@ def decode_entry(line: bytes) -> Entry:
             gid=int(record.get("g", -1)),
             target=_get_bytes(record, "l"),
             chunks=chunks,
+            line=line,
         )
     except (ValueError, KeyError, TypeError) as exc:
         raise CorruptionError(f"file list: malformed entry ({exc})") from None
@@ -96,8 +97,15 @@ class FileListWriter(Generic[R]):
         self._buf = bytearray()
         self.chunk_ids: list[R] = []
 
-    def add(self, entry: Entry) -> None:
-        self._buf += encode_entry(entry)
+    def add(self, entry: Entry, line: bytes | None = None) -> None:
+        """Append ``entry``; ``line`` is its file-list line if known already (without the
+        newline), which must be exactly what :func:`encode_entry` would write or an older
+        encoding of the same entry."""
+        if line is None:
+            self._buf += encode_entry(entry)
+        else:
+            self._buf += line
+            self._buf += b"\n"
         if len(self._buf) >= _FLUSH_AT:
             self._flush(final=False)
 

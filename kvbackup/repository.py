@@ -189,8 +189,13 @@ class Repository:
     ) -> Repository:
         """Create a repository at ``location`` (a path, a URL, a store or a mapping).
 
-        Encryption is on unless ``encryption="none"``; it then needs a ``password``.
+        Encryption is on unless ``encryption="none"``; it then needs a ``password``. The one
+        exception is a plain in-process ``dict`` given no password: nothing in it is at rest
+        anywhere, so ``Repository.init({})`` makes an unencrypted repository (for tests and
+        scripts that swap a real store for a dict).
         """
+        if password is None and encryption == "default" and type(location) is dict:
+            encryption = "none"
         registry = plugins or default_registry()
         store = open_store(location, store_options, registry)
         ensure = getattr(store, "ensure_root", None)

@@ -34,6 +34,9 @@ class Entry:
     target: bytes | None = None
     chunks: list[bytes] = field(default_factory=list)
     handle: Any = None
+    #: The file-list line this entry was read from, if any (lets an unchanged entry be
+    #: written again without encoding it).
+    line: bytes | None = None
 
     def sort_key(self) -> tuple[bytes, ...]:
         """The order entries are kept in: by path components, compared as bytes."""

@@ -37,6 +37,20 @@ def test_init_works_on_a_plain_dict(store: dict[str, bytes]) -> None:
     assert [k for k in store if k.startswith("keys/")]
 
 
+def test_init_of_a_plain_dict_needs_no_password(tmp_path: Path) -> None:
+    store: dict[str, bytes] = {}
+    repo = Repository.init(store)
+    assert repo.config.encryption is None
+    repo.backup([("a.txt", b"alpha")])
+    Repository.open(store).restore("latest", tmp_path / "out")
+    assert (tmp_path / "out" / "a.txt").read_bytes() == b"alpha"
+
+
+def test_init_of_a_real_store_without_a_password_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(BadPasswordError):
+        Repository.init(str(tmp_path / "repo"))
+
+
 def test_init_refuses_an_existing_repository(store: dict[str, bytes], repo: Repository) -> None:
     with pytest.raises(RepositoryExistsError):
         Repository.init(store, password=PASSWORD)
@@ -287,3 +301,15 @@ def test_restore_goes_on_past_a_damaged_file_list_chunk(
         assert path.read_text() == f"content {int(path.name[-9:-4])}"
     assert (tmp_path / "out" / "file-with-a-longish-name-00000.txt").exists()
     assert (tmp_path / "out" / "file-with-a-longish-name-02999.txt").exists()
+
+
+def test_metadata_only_changes_reach_the_next_snapshot(tmp_path: Path, repo: Repository) -> None:
+    src = make_tree(tmp_path / "src")
+    repo.backup(src)
+    (src / "script.sh").chmod(0o700)
+    os.utime(src / "docs", ns=(1_500_000_000_000_000_000,) * 2)
+    os.utime(src / "empty.txt", ns=(1_400_000_000_000_000_000,) * 2)
+    second = repo.backup(src)
+    assert second.stats.bytes_new < 4096  # only the file list changed
+    repo.restore("latest", tmp_path / "out")
+    assert_same_tree(src, tmp_path / "out")
