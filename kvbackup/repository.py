@@ -198,10 +198,11 @@ class Repository:
             encryption = "none"
         registry = plugins or default_registry()
         store = open_store(location, store_options, registry)
+        retrying = RetryingStore(store)
         ensure = getattr(store, "ensure_root", None)
         if callable(ensure):
-            ensure()
-        raw = CountingStore(RetryingStore(store))
+            retrying.retry("prepare", "", ensure)
+        raw = CountingStore(retrying)
         if raw.exists("config") or any(True for _ in raw.list("keys/")):
             raise RepositoryExistsError(f"{store.description}: a repository already exists here")
         chain = _chain_spec(registry, compression, compression_level, encryption)

@@ -187,6 +187,10 @@ class RetryingStore(Store):
         # Asked of the inner store when needed: a store may probe its server on first use.
         return self.inner.supports_put_if_absent
 
+    def retry(self, op: str, key: str, fn: Callable[[], T]) -> T:
+        """Run ``fn`` (a request to the wrapped store) under this retry policy."""
+        return self._retry(op, key, fn)
+
     def _retry(self, op: str, key: str, fn: Callable[[], T]) -> T:
         delays = self.policy.delays()
         while True:

@@ -15,6 +15,7 @@ from botocore.exceptions import ClientError
 from kvbackup.errors import KeyNotFoundError, StoreError
 from kvbackup.store import Store, check_key
 
+from . import probecache
 from .errors import error_code, raise_store_error
 from .options import MAX_S3_KEY_BYTES, S3Options
 
@@ -187,8 +188,17 @@ class S3Store(Store):
     def _conditional_writes(self) -> bool:
         with self._probe_lock:
             if self._conditional is None:
-                self._conditional = self._probe()
+                endpoint = str(self.client.meta.endpoint_url)
+                self._conditional = probecache.recall(endpoint, self.bucket)
+                if self._conditional is None:
+                    self._conditional = self._probe()
+                    probecache.remember(endpoint, self.bucket, self._conditional)
             return self._conditional
+
+    def ensure_root(self) -> None:
+        """Called by ``init``: learn now whether the server honours conditional writes, so
+        that backups need not spend requests on it."""
+        self._conditional_writes()
 
     def _probe(self) -> bool:
         """Write a fresh key twice with ``If-None-Match: *``: the second write must fail."""

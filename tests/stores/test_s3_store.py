@@ -202,3 +202,18 @@ def test_probe_runs_once_and_only_when_needed(moto_s3: S3Server) -> None:
 def test_conditional_writes_option_skips_the_probe(rclone_s3: S3Server) -> None:
     store = open_s3(rclone_s3, f"s3://{rclone_s3.new_bucket()}", conditional_writes="false")
     assert store.supports_put_if_absent is False
+
+
+def test_the_probe_result_is_remembered_for_the_bucket(
+    rclone_s3: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bucket = rclone_s3.new_bucket()
+    first = open_s3(rclone_s3, f"s3://{bucket}/repo")
+    assert first.supports_put_if_absent is False
+    second = open_s3(rclone_s3, f"s3://{bucket}/other-prefix")
+
+    def no_probe() -> bool:
+        raise AssertionError("probed again")
+
+    monkeypatch.setattr(second, "_probe", no_probe)
+    assert second.supports_put_if_absent is False
