@@ -92,7 +92,8 @@ class Store(ABC):
         return True
 
     def exists(self, key: str) -> bool:
-        """Return whether ``key`` exists."""
+        """Return whether ``key`` exists: a one-byte ranged GET (on S3 a HEAD could not tell
+        a missing key from a missing bucket)."""
         try:
             self.get_range(key, 0, 1)
         except KeyNotFoundError:
@@ -169,15 +170,11 @@ class RetryPolicy:
             yield random.uniform(0, min(self.max_delay, self.base_delay * 2**attempt))
 
 
-class RetryingStore(Store):
-    """Retries transient failures of the wrapped store, then raises them.
+class WrappingStore(Store):
+    """A store that adds behaviour around another and takes on its capabilities."""
 
-    A persistent failure ends as a :class:`StoreError` naming the store and the operation.
-    """
-
-    def __init__(self, inner: Store, policy: RetryPolicy | None = None):
+    def __init__(self, inner: Store):
         self.inner = inner
-        self.policy = policy or RetryPolicy()
         self.supports_get_range = inner.supports_get_range
         self.concurrency = inner.concurrency
         self.description = inner.description
@@ -186,6 +183,20 @@ class RetryingStore(Store):
     def supports_put_if_absent(self) -> bool:  # type: ignore[override]
         # Asked of the inner store when needed: a store may probe its server on first use.
         return self.inner.supports_put_if_absent
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class RetryingStore(WrappingStore):
+    """Retries transient failures of the wrapped store, then raises them.
+
+    A persistent failure ends as a :class:`StoreError` naming the store and the operation.
+    """
+
+    def __init__(self, inner: Store, policy: RetryPolicy | None = None):
+        super().__init__(inner)
+        self.policy = policy or RetryPolicy()
 
     def retry(self, op: str, key: str, fn: Callable[[], T]) -> T:
         """Run ``fn`` (a request to the wrapped store) under this retry policy."""
@@ -227,9 +238,6 @@ class RetryingStore(Store):
     def exists(self, key: str) -> bool:
         return self._retry("exists", key, lambda: self.inner.exists(key))
 
-    def close(self) -> None:
-        self.inner.close()
-
 
 @dataclass
 class RequestCounts:
@@ -260,19 +268,12 @@ class RequestCounts:
         }
 
 
-class CountingStore(Store):
+class CountingStore(WrappingStore):
     """Counts the requests made through it (one per attempt) and the bytes moved."""
 
     def __init__(self, inner: Store, counts: RequestCounts | None = None):
-        self.inner = inner
+        super().__init__(inner)
         self.counts = counts or RequestCounts()
-        self.supports_get_range = inner.supports_get_range
-        self.concurrency = inner.concurrency
-        self.description = inner.description
-
-    @property
-    def supports_put_if_absent(self) -> bool:  # type: ignore[override]
-        return self.inner.supports_put_if_absent
 
     def get(self, key: str) -> bytes:
         try:
@@ -311,9 +312,6 @@ class CountingStore(Store):
     def exists(self, key: str) -> bool:
         self.counts.add("get")
         return self.inner.exists(key)
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 def as_store(obj: Any) -> Store:

@@ -12,9 +12,9 @@ from .common import (
     get_repo_options,
     human_size,
     json_option,
-    progress_reporter,
     repo_options,
     requests_line,
+    running,
     warn,
 )
 
@@ -59,8 +59,7 @@ def command(
         )
         if not quiet:
             click.echo(f"created the default repository at {location}", err=True)
-    progress = progress_reporter(not (quiet or as_json))
-    try:
+    with running(repo, not (quiet or as_json)) as progress:
         result = repo.backup(
             source,
             full=full,
@@ -70,10 +69,6 @@ def command(
             progress=progress,
             tags=tags,
         )
-    finally:
-        if progress:
-            progress.stop()
-        repo.close()
     for path, error in result.skipped:
         warn(f"{path}: skipped: {error}")
     if as_json:

@@ -12,9 +12,9 @@ from .common import (
     get_repo_options,
     human_size,
     json_option,
-    progress_reporter,
     repo_options,
     requests_line,
+    running,
     warn,
 )
 
@@ -44,15 +44,10 @@ def command(
     """
     opts = get_repo_options(kwargs)
     repo = opts.open()
-    progress = progress_reporter(not (quiet or as_json))
-    try:
+    with running(repo, not (quiet or as_json)) as progress:
         result = repo.restore(
             snapshot, target, paths=paths, include=include, exclude=exclude, progress=progress
         )
-    finally:
-        if progress:
-            progress.stop()
-        repo.close()
     for path, error in result.errors:
         warn(f"{path}: not restored: {error}")
     if as_json:

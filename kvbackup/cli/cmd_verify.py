@@ -12,9 +12,9 @@ from .common import (
     get_repo_options,
     human_size,
     json_option,
-    progress_reporter,
     repo_options,
     requests_line,
+    running,
     warn,
 )
 
@@ -93,8 +93,7 @@ def command(
     if not full and args:
         raise click.UsageError("SNAPSHOT and SOURCE are for verify --full")
     repo = get_repo_options(kwargs).open()
-    progress = progress_reporter(not (quiet or as_json))
-    try:
+    with running(repo, not (quiet or as_json)) as progress:
         if full:
             source = args[-1]
             snapshot = args[0] if len(args) == 2 else None
@@ -106,10 +105,6 @@ def command(
                 use_cache=not no_cache,
                 progress=progress,
             )
-    finally:
-        if progress:
-            progress.stop()
-        repo.close()
     if full:
         _report_full(full_result, quiet, as_json)
     else:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -140,13 +141,21 @@ def warn(message: str) -> None:
     click.echo(f"kvbackup: warning: {message}", err=True)
 
 
-def progress_reporter(enabled: bool) -> Any:
-    """A progress callback drawing a status line on a terminal, or ``None``."""
-    if not enabled or not sys.stderr.isatty():
-        return None
-    from .progress import TerminalProgress
+@contextlib.contextmanager
+def running(repo: Any, show_progress: bool) -> Iterator[Any]:
+    """Use ``repo`` for one operation: yields a progress callback (a status line on a
+    terminal, else ``None``); stops it and closes the repository afterwards."""
+    progress = None
+    if show_progress and sys.stderr.isatty():
+        from .progress import TerminalProgress
 
-    return TerminalProgress()
+        progress = TerminalProgress()
+    try:
+        yield progress
+    finally:
+        if progress:
+            progress.stop()
+        repo.close()
 
 
 class CommandError(KvbackupError):

@@ -48,8 +48,17 @@ class FsspecStore(Store):
         self._rename_into_place = protocol in ("file", "local")
         # Filesystems with real directories need the root made; object stores do not, and
         # must not (s3fs would create a missing bucket).
-        self._has_directories = protocol in ("file", "local", "memory", "sftp", "ssh", "ftp",
-                                             "smb", "webdav", "hdfs")
+        self._has_directories = protocol in (
+            "file",
+            "local",
+            "memory",
+            "sftp",
+            "ssh",
+            "ftp",
+            "smb",
+            "webdav",
+            "hdfs",
+        )
 
     def ensure_root(self) -> None:
         """Make the root folder where the filesystem has folders (``init`` calls this)."""
@@ -124,13 +133,6 @@ class FsspecStore(Store):
                 raise
 
         return self._call("get", key, read)
-
-    def exists(self, key: str) -> bool:
-        try:
-            self.get_range(key, 0, 1)
-        except KeyNotFoundError:
-            return False
-        return True
 
     def put(self, key: str, value: bytes) -> None:
         path = self._path(key)

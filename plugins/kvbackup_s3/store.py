@@ -12,7 +12,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from kvbackup.errors import KeyNotFoundError, StoreError
+from kvbackup.errors import StoreError
 from kvbackup.store import Store, check_key
 
 from . import probecache
@@ -112,14 +112,6 @@ class S3Store(Store):
                 return bytes(body.read())
 
         return self._call("get", key, get_range)
-
-    def exists(self, key: str) -> bool:
-        # A ranged GET, not HEAD: HEAD cannot tell a missing key from a missing bucket.
-        try:
-            self.get_range(key, 0, 1)
-        except KeyNotFoundError:
-            return False
-        return True
 
     def put(self, key: str, value: bytes) -> None:
         full = self._key(key)
