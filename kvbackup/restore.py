@@ -144,13 +144,27 @@ class _Target:
         self._safe_dirs.add(rel)
 
 
+_AS_ROOT = os.geteuid() == 0
+_OWNER = (os.geteuid(), os.getegid())
+
+
 def _apply_metadata(path: bytes, entry: Entry, is_link: bool = False) -> None:
-    if os.geteuid() == 0 and entry.uid >= 0:
+    """Owner (as root), mode and mtime of ``entry`` onto ``path``, not following links."""
+    if _AS_ROOT and entry.uid >= 0 and (entry.uid, entry.gid) != _OWNER:
         with contextlib.suppress(OSError):
             os.lchown(path, entry.uid, entry.gid)
     if not is_link:
         os.chmod(path, stat.S_IMODE(entry.mode))
     os.utime(path, ns=(entry.mtime_ns, entry.mtime_ns), follow_symlinks=not is_link)
+
+
+def _apply_metadata_fd(fd: int, entry: Entry) -> None:
+    """The same, through an open file: no path is looked up again."""
+    if _AS_ROOT and entry.uid >= 0 and (entry.uid, entry.gid) != _OWNER:
+        with contextlib.suppress(OSError):
+            os.fchown(fd, entry.uid, entry.gid)
+    os.fchmod(fd, stat.S_IMODE(entry.mode))
+    os.utime(fd, ns=(entry.mtime_ns, entry.mtime_ns))
 
 
 def run_restore(
@@ -240,9 +254,11 @@ def run_restore(
 
 
 def _write_empty(out: _Target, entry: Entry, result: RestoreResult) -> None:
-    full = out.path(entry.path)
-    os.close(os.open(full, _OPEN_FLAGS, 0o600))
-    _apply_metadata(full, entry)
+    fd = os.open(out.path(entry.path), _OPEN_FLAGS, 0o600)
+    try:
+        _apply_metadata_fd(fd, entry)
+    finally:
+        os.close(fd)
     result.files += 1
 
 
@@ -289,10 +305,7 @@ class _FileWriter:
         entry, self.entry = self.entry, None
         if entry is None:
             return
-        opened = self.fd >= 0
-        if opened:
-            os.close(self.fd)
-            self.fd = -1
+        fd, self.fd = self.fd, -1
         if not self.damaged and (
             self.next_chunk != len(entry.chunks) or self.written != entry.size
         ):
@@ -304,17 +317,17 @@ class _FileWriter:
                 ),
             )
             self.damaged = True
-        full = self.out.path(entry.path)
-        if self.damaged:
-            if opened:
-                with contextlib.suppress(OSError):
-                    os.unlink(full)  # never leave a partial file behind
-            return
-        try:
-            _apply_metadata(full, entry)
-            self.result.files += 1
-        except OSError as exc:
-            self.fail(entry, exc)
+        if not self.damaged:
+            try:
+                _apply_metadata_fd(fd, entry)
+                self.result.files += 1
+            except OSError as exc:
+                self.fail(entry, exc)
+        if fd >= 0:
+            os.close(fd)
+        if self.damaged and fd >= 0:
+            with contextlib.suppress(OSError):
+                os.unlink(self.out.path(entry.path))  # never leave a partial file behind
 
     def close(self) -> None:
         self._finish()
