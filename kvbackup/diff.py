@@ -84,7 +84,7 @@ def run_diff(repo: Repository, before: Snapshot, after: Snapshot) -> DiffResult:
 
 
 def _checked(entries: Iterator[Entry]) -> Iterator[Entry]:
-    last: tuple[bytes, ...] | None = None
+    last: bytes | None = None
     for entry in entries:
         key = entry.sort_key()
         if last is not None and key <= last:

@@ -60,31 +60,46 @@ def encode_entry(entry: Entry) -> bytes:
 def decode_entry(line: bytes) -> Entry:
     """The entry of one file-list line; :class:`CorruptionError` if malformed."""
     try:
-        record = json.loads(line)
-        path = _get_bytes(record, "p")
-        kind = _CODE_KINDS[record["t"]]
-        if path is None:
-            raise ValueError("no path")
-        chunks = [bytes.fromhex(c) for c in record.get("c", ())]
-        if any(len(c) != ID_BYTES for c in chunks):
-            raise ValueError("bad chunk id")
-        entry = Entry(
-            path=path,
-            kind=kind,
-            mode=int(record["m"]),
-            size=int(record.get("s", 0)),
-            mtime_ns=int(record["mt"]),
-            ctime_ns=int(record.get("ct", 0)),
-            inode=int(record.get("i", 0)),
-            uid=int(record.get("u", -1)),
-            gid=int(record.get("g", -1)),
-            target=_get_bytes(record, "l"),
-            chunks=chunks,
-            line=line,
-        )
+        return _entry(json.loads(line), line)
     except (ValueError, KeyError, TypeError) as exc:
         raise CorruptionError(f"file list: malformed entry ({exc})") from None
-    return entry
+
+
+def decode_entries(lines: list[bytes]) -> list[Entry]:
+    """The entries of several lines, parsed in one call (much faster than line by line)."""
+    try:
+        records = json.loads(b"[" + b",".join(lines) + b"]")
+        if len(records) != len(lines):
+            raise ValueError("a line holds more than one entry")
+    except ValueError:
+        return [decode_entry(line) for line in lines]  # find and name the bad line
+    try:
+        return [_entry(record, line) for record, line in zip(records, lines, strict=True)]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CorruptionError(f"file list: malformed entry ({exc})") from None
+
+
+def _entry(record: dict[str, Any], line: bytes) -> Entry:
+    path = _get_bytes(record, "p")
+    if path is None:
+        raise ValueError("no path")
+    chunks = [bytes.fromhex(c) for c in record.get("c", ())]
+    if any(len(c) != ID_BYTES for c in chunks):
+        raise ValueError("bad chunk id")
+    return Entry(
+        path=path,
+        kind=_CODE_KINDS[record["t"]],
+        mode=int(record["m"]),
+        size=int(record.get("s", 0)),
+        mtime_ns=int(record["mt"]),
+        ctime_ns=int(record.get("ct", 0)),
+        inode=int(record.get("i", 0)),
+        uid=int(record.get("u", -1)),
+        gid=int(record.get("g", -1)),
+        target=_get_bytes(record, "l"),
+        chunks=chunks,
+        line=line,
+    )
 
 
 class FileListWriter(Generic[R]):
@@ -144,7 +159,6 @@ def read_entries(chunks: Iterable[bytes | None]) -> Iterator[Entry]:
         if resync and lines:
             lines.pop(0)  # the tail of an entry that began in the lost chunk
             resync = False
-        for line in lines:
-            yield decode_entry(line)
+        yield from decode_entries(lines)
     if rest and not resync:
         raise CorruptionError("file list: truncated (last line incomplete)")

@@ -38,9 +38,13 @@ class Entry:
     #: written again without encoding it).
     line: bytes | None = None
 
-    def sort_key(self) -> tuple[bytes, ...]:
-        """The order entries are kept in: by path components, compared as bytes."""
-        return tuple(self.path.split(b"/"))
+    def sort_key(self) -> bytes:
+        """The order entries are kept in: by path components, compared as bytes.
+
+        Separators become NUL, the lowest byte, which no name contains: comparing the keys
+        as bytes then compares the paths component by component.
+        """
+        return self.path.replace(b"/", b"\0")
 
 
 ErrorCallback = Callable[[bytes, Exception], None]
@@ -76,9 +80,7 @@ def check_relative_path(path: bytes) -> bytes:
 
     Safe: not empty, no empty, ``.`` or ``..`` component, no NUL, not absolute.
     """
-    if not path or b"\0" in path:
+    framed = b"/" + path + b"/"
+    if not path or b"\0" in path or b"//" in framed or b"/./" in framed or b"/../" in framed:
         raise ValueError(f"unsafe path {path!r}")
-    for part in path.split(b"/"):
-        if part in (b"", b".", b".."):
-            raise ValueError(f"unsafe path {path!r}")
     return path

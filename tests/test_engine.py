@@ -313,3 +313,11 @@ def test_metadata_only_changes_reach_the_next_snapshot(tmp_path: Path, repo: Rep
     assert second.stats.bytes_new < 4096  # only the file list changed
     repo.restore("latest", tmp_path / "out")
     assert_same_tree(src, tmp_path / "out")
+
+
+def test_sort_keys_order_paths_component_by_component() -> None:
+    from kvbackup.sources import FILE, Entry
+
+    paths = [b"a", b"a-b", b"a/x", b"a/x/y", b"a.b", b"ab", b"a\xff", b"b"]
+    by_key = sorted(paths, key=lambda p: Entry(path=p, kind=FILE).sort_key())
+    assert by_key == sorted(paths, key=lambda p: tuple(p.split(b"/")))
