@@ -212,6 +212,36 @@ def run_backup(
     """Back up ``spec`` into ``repo``; see :meth:`Repository.backup`."""
     started = time.time()
     source, source_kind = make_source(repo, spec, source_type, source_options)
+    try:
+        return _run(
+            repo,
+            source,
+            source_kind,
+            started,
+            full=full,
+            rehash=rehash,
+            compression=compression,
+            progress=progress,
+            host=host,
+            tags=tags,
+        )
+    finally:
+        source.close()
+
+
+def _run(
+    repo: Repository,
+    source: Source,
+    source_kind: str,
+    started: float,
+    *,
+    full: bool,
+    rehash: bool,
+    compression: str | None,
+    progress: Progress | None,
+    host: str | None,
+    tags: list[str] | None,
+) -> BackupResult:
     host = host or socket.gethostname()
     messages: list[str] = []
     history = [s for s in repo.snapshots() if s.host == host and s.source == source.identity]
@@ -247,8 +277,6 @@ def run_backup(
     codec = repo.make_codec(_chain_with(repo, compression)) if compression else repo.codec
     writer = ChunkWriter(repo, group, index, codec, repo.config.pack_size)
     stats = BackupStats(resumed_packs=resumed_packs)
-    if resumes is not None:
-        stats.resumed_chunks = len(index)
     skipped: list[tuple[str, str]] = []
 
     def on_error(path: bytes, exc: Exception) -> None:
@@ -316,8 +344,6 @@ def run_backup(
     except BaseException:
         writer.abort()
         raise
-    finally:
-        source.close()
     for name in (
         "chunks_new",
         "bytes_new",
@@ -329,9 +355,10 @@ def run_backup(
         setattr(stats, name, getattr(writer.stats, name))
     stats.skipped = len(skipped)
     if resumes is not None:
+        stats.resumed_chunks = stats.chunks_deduplicated
         messages.append(
-            f"resumed interrupted snapshot {resumes.id}: {stats.resumed_chunks} chunks already "
-            f"stored in group {group} were reused, not uploaded again"
+            f"resumed interrupted snapshot {resumes.id}: {stats.chunks_deduplicated} chunks "
+            f"already stored in group {group} were reused, not uploaded again"
             + (f" ({resumed_packs} packs recovered from their trailers)" if resumed_packs else "")
         )
     snap.state = COMPLETE

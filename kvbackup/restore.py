@@ -214,11 +214,11 @@ def run_restore(
             except (OSError, KvbackupError) as exc:
                 fail(entry, exc)
 
-    writers = _FileWriter(out, result, fail)
+    writer = _FileWriter(out, result, fail)
     last_report = 0.0
     try:
         for (entry, i), data in repo.fetch_chunks(snapshot.group, index, chunks_to_fetch()):
-            writers.write(entry, i, data)
+            writer.write(entry, i, data)
             if progress and time.monotonic() - last_report > 0.2:
                 last_report = time.monotonic()
                 progress(
@@ -227,7 +227,7 @@ def run_restore(
                     )
                 )
     finally:
-        writers.close()
+        writer.close()
     for entry in links:
         try:
             out.parent_dir(entry.path)

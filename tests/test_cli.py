@@ -296,3 +296,13 @@ def test_restore_password_from_file(tmp_path: Path, repo: Path) -> None:
         env=env,
     )
     assert_same_tree(src, tmp_path / "out")
+
+
+def test_a_target_that_cannot_be_written_is_a_one_line_error(tmp_path: Path, repo: Path) -> None:
+    src = make_tree(tmp_path / "src")
+    kvbackup("backup", src, "--repo", repo)
+    (tmp_path / "a-file").write_text("not a folder")
+    done = kvbackup("restore", "latest", tmp_path / "a-file" / "out", "--repo", repo, check=False)
+    assert done.returncode == ExitCode.ERROR
+    assert done.stderr.startswith("kvbackup: error: ")
+    assert done.stderr.count("\n") == 1 and "internal error" not in done.stderr

@@ -19,8 +19,11 @@ class KvbackupGroup(click.Group):
         try:
             return super().invoke(ctx)
         except KvbackupError as exc:
-            click.echo(f"kvbackup: error: {exc}", err=True)
+            click.echo(f"kvbackup: error: {_one_line(exc)}", err=True)
             ctx.exit(exc.exit_code)
+        except OSError as exc:  # the local system said no: disk full, permission denied
+            click.echo(f"kvbackup: error: {_one_line(exc)}", err=True)
+            ctx.exit(ExitCode.ERROR)
         except KeyboardInterrupt:
             click.echo("kvbackup: interrupted", err=True)
             ctx.exit(130)
@@ -30,11 +33,15 @@ class KvbackupGroup(click.Group):
             if os.environ.get("KVBACKUP_DEBUG"):
                 raise
             click.echo(
-                f"kvbackup: internal error: {type(exc).__name__}: {exc} "
+                f"kvbackup: internal error: {type(exc).__name__}: {_one_line(exc)} "
                 "(set KVBACKUP_DEBUG=1 for a traceback)",
                 err=True,
             )
             ctx.exit(ExitCode.ERROR)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
 
 
 @click.group(cls=KvbackupGroup, context_settings={"help_option_names": ["-h", "--help"]})
