@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import click
@@ -16,7 +17,7 @@ from .common import get_repo_options, repo_options
 def command(snapshot: str, path: str, **kwargs: Any) -> None:
     """Write the file PATH of SNAPSHOT to standard output, byte for byte."""
     repo = get_repo_options(kwargs).open()
-    out = click.get_binary_stream("stdout")
+    out = sys.stdout.buffer
     try:
         for data in repo.cat(snapshot, path):
             out.write(data)
