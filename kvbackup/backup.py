@@ -26,7 +26,7 @@ from .repository import Repository
 from .snapshots import COMPLETE, Snapshot, iso_utc, snapshot_key, timestamp_id
 from .sources import DIR, FILE, KINDS, Entry, Source, check_relative_path
 from .transforms import ObjectType
-from .writer import ChunkRef, ChunkWriter
+from .writer import ChunkRef, ChunkWriter, WriteStats
 
 MAX_SKIPPED_RECORDED = 1000
 
@@ -46,7 +46,9 @@ Progress = Callable[[ProgressEvent], None]
 
 
 @dataclass
-class BackupStats:
+class BackupStats(WriteStats):
+    """What a backup did; the chunk and pack counts are kept by its :class:`ChunkWriter`."""
+
     files: int = 0
     dirs: int = 0
     symlinks: int = 0
@@ -54,12 +56,6 @@ class BackupStats:
     files_read: int = 0
     bytes_read: int = 0
     files_unchanged: int = 0
-    chunks_new: int = 0
-    bytes_new: int = 0
-    bytes_stored: int = 0
-    chunks_deduplicated: int = 0
-    bytes_deduplicated: int = 0
-    packs: int = 0
     skipped: int = 0
     resumed_packs: int = 0
     resumed_chunks: int = 0
@@ -275,8 +271,8 @@ def _run(
         index, resumed_packs = GroupIndex(), 0
     snap = _allocate_snapshot(repo, snap)
     codec = repo.make_codec(_chain_with(repo, compression)) if compression else repo.codec
-    writer = ChunkWriter(repo, group, index, codec, repo.config.pack_size)
     stats = BackupStats(resumed_packs=resumed_packs)
+    writer = ChunkWriter(repo, group, index, codec, repo.config.pack_size, stats=stats)
     skipped: list[tuple[str, str]] = []
 
     def on_error(path: bytes, exc: Exception) -> None:
@@ -344,15 +340,6 @@ def _run(
     except BaseException:
         writer.abort()
         raise
-    for name in (
-        "chunks_new",
-        "bytes_new",
-        "bytes_stored",
-        "chunks_deduplicated",
-        "bytes_deduplicated",
-        "packs",
-    ):
-        setattr(stats, name, getattr(writer.stats, name))
     stats.skipped = len(skipped)
     if resumes is not None:
         stats.resumed_chunks = stats.chunks_deduplicated

@@ -33,6 +33,8 @@ INDEX_EVERY_SECONDS = 120.0
 
 @dataclass
 class WriteStats:
+    """Chunks and packs a writer stored, and chunks it found already stored."""
+
     chunks_new: int = 0
     bytes_new: int = 0
     bytes_stored: int = 0
@@ -69,13 +71,14 @@ class ChunkWriter:
         codec: Codec,
         pack_size: int,
         workers: int | None = None,
+        stats: WriteStats | None = None,
     ):
         self.repo = repo
         self.group = group
         self.index = index
         self.codec = codec
         self.pack_size = pack_size
-        self.stats = WriteStats()
+        self.stats = stats if stats is not None else WriteStats()
         self._known = index.ids()
         self._known_lock = threading.Lock()
         workers = workers or max(1, os.cpu_count() or 1)
