@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import BinaryIO
 
 from kvbackup.errors import SourceError
+from kvbackup.options import parse_bool
 from kvbackup.sources import DIR, FILE, SYMLINK, Entry, ErrorCallback, Source
 
 
@@ -25,7 +26,10 @@ class DirectorySource(Source):
             raise SourceError(f"{os.fsdecode(root_b)}: not a directory")
         self.root = root_b
         self.identity = os.fsdecode(root_b)
-        self._one_fs = one_file_system.lower() in ("1", "true", "yes")
+        try:
+            self._one_fs = parse_bool(one_file_system or "false")
+        except ValueError as exc:
+            raise SourceError(f"source option one_file_system: {exc}") from None
         self._root_dev = os.stat(root_b).st_dev
 
     def scan(self, on_error: ErrorCallback) -> Iterator[Entry]:

@@ -18,6 +18,7 @@ import fsspec
 from fsspec.core import url_to_fs
 
 from kvbackup.errors import KeyNotFoundError, StoreError, TransientStoreError
+from kvbackup.options import parse_bool
 from kvbackup.store import Store, check_key
 
 from . import PREFIX
@@ -72,7 +73,10 @@ class FsspecStore(Store):
         concurrency = options.get("concurrency", "8")
         if not concurrency.isdigit() or int(concurrency) < 1:
             raise StoreError(f"{url}: store option concurrency: not a positive integer")
-        create = options.get("create", "false").lower() in ("1", "true", "yes", "on")
+        try:
+            create = parse_bool(options.get("create", "false"))
+        except ValueError as exc:
+            raise StoreError(f"{url}: store option create: {exc}") from None
         try:
             fs, root = url_to_fs(target, **storage_options(options))
         except ImportError as exc:

@@ -18,6 +18,7 @@ from typing import TypeVar
 from urllib.parse import unquote, urlsplit
 
 from kvbackup.errors import KeyNotFoundError, StoreError, TransientStoreError
+from kvbackup.options import parse_bool
 from kvbackup.store import Store, check_key
 
 T = TypeVar("T")
@@ -53,12 +54,10 @@ def path_from_url(url: str) -> Path:
 
 
 def _parse_bool(name: str, text: str) -> bool:
-    value = text.strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off"):
-        return False
-    raise StoreError(f"store option {name}: not a boolean: {text!r}")
+    try:
+        return parse_bool(text)
+    except ValueError as exc:
+        raise StoreError(f"store option {name}: {exc}") from None
 
 
 class LocalDirStore(Store):

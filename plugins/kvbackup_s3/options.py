@@ -22,16 +22,6 @@ def parse_size(text: str) -> int:
     return int(match.group(1)) * _UNITS[unit]
 
 
-def parse_bool(text: str) -> bool:
-    """``true/false``, ``yes/no``, ``1/0``, ``on/off``."""
-    value = text.strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"not a boolean: {text!r}")
-
-
 @dataclass
 class S3Options:
     """Everything needed to open an S3 store; built by :meth:`parse`."""

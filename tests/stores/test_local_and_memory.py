@@ -144,3 +144,12 @@ def test_importing_store_plugins_does_not_import_their_backends() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_boolean_option_that_is_not_one_is_an_error(tmp_path: Path) -> None:
+    from kvbackup.errors import StoreError
+    from kvbackup.repository import open_store
+
+    with pytest.raises(StoreError, match="fsync: not a boolean"):
+        open_store(str(tmp_path), {"fsync": "maybe"})
+    assert open_store(str(tmp_path), {"fsync": "No"}) is not None
