@@ -107,7 +107,11 @@ def _display(path: bytes) -> str:
 
 
 def _allocate_snapshot(repo: Repository, snap: Snapshot) -> Snapshot:
-    """Write the incomplete record under a fresh id: the UTC second, suffixed on collision."""
+    """Write the incomplete record under a fresh id: the UTC second, suffixed on collision.
+
+    Every snapshot keeps its ``.open`` record, so a conditional write of it is enough to
+    tell that an id is taken.
+    """
     base = snap.id
     for n in range(1, 10000):
         snap.id = base if n == 1 else f"{base}-{n}"
@@ -115,8 +119,6 @@ def _allocate_snapshot(repo: Repository, snap: Snapshot) -> Snapshot:
         blob = repo.codec.encode(
             ObjectType.SNAPSHOT, key.encode(), json.dumps(snap.to_json()).encode()
         )
-        if repo.store.exists(snapshot_key(snap.id, final=True)):
-            continue
         # A conditional write that timed out after the server applied it reports "exists":
         # reading back our own (uniquely encrypted or checksummed) bytes tells us it is ours.
         if repo.store.put_if_absent(key, blob) or repo.store.get(key) == blob:
@@ -266,7 +268,9 @@ def _run(
         tags=tags or [],
     )
     if group in {s.group for s in history}:
-        index, resumed_packs = repo.load_index(group, recover=True)
+        # Packs no index names exist only if a backup of this group was interrupted (its
+        # .open record is written before any pack): only then are trailers looked for.
+        index, resumed_packs = repo.load_index(group, recover=resumes is not None)
     else:
         index, resumed_packs = GroupIndex(), 0
     snap = _allocate_snapshot(repo, snap)
