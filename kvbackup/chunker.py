@@ -58,12 +58,6 @@ class Chunker:
         for chunk in self._cdc.cut_stream(source):
             yield bytes(chunk.data)
 
-    def cut(self, buf: bytes | bytearray | memoryview) -> Iterator[bytes]:
-        """Yield the chunks of an in-memory buffer."""
-        view = memoryview(buf)
-        for chunk in self._cdc.cut_buf(view):
-            yield bytes(view[chunk.offset : chunk.offset + chunk.length])
-
     def cut_points(self, buf: bytes | bytearray | memoryview) -> list[int]:
         """The end offsets of the chunks of ``buf``."""
         return [c.offset + c.length for c in self._cdc.cut_buf(buf)]

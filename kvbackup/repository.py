@@ -402,9 +402,6 @@ class Repository:
         codec = self.codec if compress else self._auth_only_codec()
         self.store.put(key, codec.encode(otype, key.encode(), data))
 
-    def put_object_if_absent(self, key: str, otype: int, data: bytes) -> bool:
-        return self.store.put_if_absent(key, self.codec.encode(otype, key.encode(), data))
-
     def get_object(self, key: str, otype: int) -> bytes:
         return self.codec.decode(otype, key.encode(), self.store.get(key), key)
 
