@@ -17,7 +17,7 @@ from typing import TypeVar
 import fsspec
 from fsspec.core import url_to_fs
 
-from kvbackup.errors import KeyNotFoundError, StoreError, TransientStoreError
+from kvbackup.errors import KeyNotFoundError, PluginError, StoreError, TransientStoreError
 from kvbackup.options import parse_bool
 from kvbackup.store import Store, check_key
 
@@ -80,7 +80,10 @@ class FsspecStore(Store):
         try:
             fs, root = url_to_fs(target, **storage_options(options))
         except ImportError as exc:
-            raise StoreError(f"{url}: {exc}") from exc  # fsspec names the package to install
+            # fsspec names the package; the s3fs/gcsfs-style packages are optional extras here
+            raise PluginError(
+                f"{url}: {exc} (for s3://: pip install 'kvbackup[fsspec]')"
+            ) from exc
         except (ValueError, TypeError) as exc:
             raise StoreError(f"{url}: cannot open filesystem: {exc}") from exc
         store = cls(fs, root, target, int(concurrency))
