@@ -1,0 +1,115 @@
+"""A repository written by a released version opens, lists, restores and verifies.
+
+``tests/fixtures/repo-v0.1.0`` was written by kvbackup 0.1.0 (``make_repo_v0_1_0.py``) and is
+never regenerated: the format is a contract (``docs/format.md``), and this test holds every
+later version to it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import cli_env, kvbackup
+
+from kvbackup import Repository
+from kvbackup.errors import BadPasswordError
+
+FIXTURES = Path(__file__).parent / "fixtures"
+MANIFEST = json.loads((FIXTURES / "repo-v0.1.0.manifest.json").read_text())
+
+
+@pytest.fixture
+def old_repo(tmp_path: Path) -> Path:
+    """A copy of the fixture, so that nothing a test does can change the committed one."""
+    copy = tmp_path / "repo-v0.1.0"
+    shutil.copytree(FIXTURES / "repo-v0.1.0", copy)
+    return copy
+
+
+def tree_of(root: Path) -> dict[str, Any]:
+    """The same description of a tree as the manifest's (see ``make_repo_v0_1_0.py``)."""
+    out: dict[str, Any] = {}
+    base = os.fsencode(root)
+    for dirpath, dirnames, filenames in os.walk(base):
+        for name in dirnames + filenames:
+            full = os.path.join(dirpath, name)
+            st = os.lstat(full)
+            entry: dict[str, Any] = {"mtime_ns": st.st_mtime_ns}
+            if stat.S_ISLNK(st.st_mode):
+                entry.update(kind="symlink", target=os.fsdecode(os.readlink(full)))
+            elif stat.S_ISDIR(st.st_mode):
+                entry.update(kind="dir", mode=stat.S_IMODE(st.st_mode))
+            else:
+                with open(full, "rb") as fh:
+                    content = base64.b64encode(fh.read()).decode()
+                entry.update(kind="file", mode=stat.S_IMODE(st.st_mode), content=content)
+            out[os.path.relpath(full, base).hex()] = entry
+    return dict(sorted(out.items()))
+
+
+def test_the_fixture_holds_a_non_utf8_name_and_an_incremental_snapshot() -> None:
+    names = {bytes.fromhex(p) for tree in MANIFEST["trees"].values() for p in tree}
+    assert any(_not_utf8(n) for n in names)
+    assert [s["full"] for s in MANIFEST["snapshots"]] == [True, False]
+
+
+def _not_utf8(name: bytes) -> bool:
+    try:
+        name.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
+
+
+def test_old_repository_opens_and_lists_its_snapshots(old_repo: Path) -> None:
+    with Repository.open(str(old_repo), password=MANIFEST["password"]) as repo:
+        snaps = repo.snapshots()
+    assert [(s.id, s.parent, s.full, s.complete) for s in snaps] == [
+        (s["id"], s["parent"], s["full"], True) for s in MANIFEST["snapshots"]
+    ]
+    assert snaps[0].group == snaps[1].group
+    assert all(s.source == MANIFEST["source"] for s in snaps)
+
+
+def test_old_repository_is_refused_with_a_wrong_password(old_repo: Path) -> None:
+    with pytest.raises(BadPasswordError):
+        Repository.open(str(old_repo), password="not the password")
+
+
+@pytest.mark.parametrize("which", [0, 1], ids=["full", "incremental"])
+def test_old_repository_restores_bytes_and_metadata(
+    old_repo: Path, tmp_path: Path, which: int
+) -> None:
+    snapshot_id = MANIFEST["snapshots"][which]["id"]
+    target = tmp_path / "restored"
+    with Repository.open(str(old_repo), password=MANIFEST["password"]) as repo:
+        result = repo.restore(snapshot_id, target)
+    assert result.errors == []
+    assert tree_of(target) == MANIFEST["trees"][snapshot_id]
+
+
+def test_old_repository_verifies_every_pack(old_repo: Path) -> None:
+    with Repository.open(str(old_repo), password=MANIFEST["password"]) as repo:
+        result = repo.verify(use_cache=False)
+    assert result.ok, result.problems
+    assert result.warnings == []
+    assert result.snapshots == 2
+    assert result.packs_read == result.packs > 0
+    assert result.chunks_checked > 0
+
+
+def test_old_repository_restores_and_verifies_through_the_command(
+    old_repo: Path, tmp_path: Path
+) -> None:
+    env = cli_env(KVBACKUP_PASSWORD=MANIFEST["password"])
+    latest = MANIFEST["snapshots"][-1]["id"]
+    kvbackup("verify", "--repo", old_repo, "--no-cache", env=env)
+    kvbackup("restore", "--repo", old_repo, "latest", tmp_path / "out", env=env)
+    assert tree_of(tmp_path / "out") == MANIFEST["trees"][latest]
