@@ -1,26 +1,97 @@
 """kvbackup: deduplicated, incremental, compressed and encrypted backups into any key/value store.
 
-Importing this package is cheap: the engine and every plugin load their heavy dependencies
-only when used.
+What this package exports (``__all__``) is the stable API: the :class:`Repository` facade,
+its typed results, the errors, and what plugin authors build on (the store, source and
+transform contracts and ``hookimpl``). Everything else (``kvbackup.format``,
+``kvbackup.core``, ``kvbackup.ops``, ``kvbackup.cli``) is internal and may change between
+versions; ``docs/architecture.md`` describes the layers.
+
+Importing this package is cheap: plugins load their heavy dependencies (boto3, s3fs,
+zstandard, cryptography) only when used.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
+from .core.progress import Progress, ProgressEvent
+from .errors import (
+    BadPasswordError,
+    CorruptionError,
+    ExitCode,
+    KeyNotFoundError,
+    KvbackupError,
+    LockedError,
+    NotEncryptedError,
+    PathNotFoundError,
+    PluginError,
+    RepositoryExistsError,
+    RepositoryNotFoundError,
+    SnapshotNotFoundError,
+    SourceError,
+    StoreError,
+    TransientStoreError,
+    UnsafePathError,
+)
+from .format.chunker import ChunkerParams
+from .format.config import RepoConfig
+from .format.keyslots import KeyMaterial
+from .format.snapshots import Snapshot
 from .hookspecs import hookimpl
+from .ops.backup import BackupResult, BackupStats
+from .ops.diff import Change, DiffResult
+from .ops.fullverify import Difference, FullVerifyResult
+from .ops.restore import RestoreResult
+from .ops.stats import Stats
+from .ops.verify import Affected, Problem, VerifyResult
+from .registry import PluginRegistry
+from .repository import Repository
+from .sources import Entry, Source
+from .store import MappingStore, Store
+from .transforms import Transform, TransformError
 
 __version__ = "0.1.0"
 
-__all__ = ["Repository", "__version__", "hookimpl"]
-
-if TYPE_CHECKING:
-    from .repository import Repository
-
-
-def __getattr__(name: str) -> Any:
-    if name == "Repository":
-        from .repository import Repository
-
-        return Repository
-    raise AttributeError(name)
+__all__ = [
+    "Affected",
+    "BackupResult",
+    "BackupStats",
+    "BadPasswordError",
+    "Change",
+    "ChunkerParams",
+    "CorruptionError",
+    "DiffResult",
+    "Difference",
+    "Entry",
+    "ExitCode",
+    "FullVerifyResult",
+    "KeyMaterial",
+    "KeyNotFoundError",
+    "KvbackupError",
+    "LockedError",
+    "MappingStore",
+    "NotEncryptedError",
+    "PathNotFoundError",
+    "PluginError",
+    "PluginRegistry",
+    "Problem",
+    "Progress",
+    "ProgressEvent",
+    "RepoConfig",
+    "Repository",
+    "RepositoryExistsError",
+    "RepositoryNotFoundError",
+    "RestoreResult",
+    "Snapshot",
+    "SnapshotNotFoundError",
+    "Source",
+    "SourceError",
+    "Stats",
+    "Store",
+    "StoreError",
+    "Transform",
+    "TransformError",
+    "TransientStoreError",
+    "UnsafePathError",
+    "VerifyResult",
+    "__version__",
+    "hookimpl",
+]

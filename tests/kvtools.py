@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from kvbackup.chunker import ChunkerParams
-from kvbackup.index import BlobLocation
-from kvbackup.packs import pack_key
+from kvbackup.format.chunker import ChunkerParams
+from kvbackup.format.index import BlobLocation
+from kvbackup.format.layout import pack_key
 from kvbackup.repository import Repository
 
 PASSWORD = "verify-tests password"
@@ -63,8 +63,8 @@ def kvb_json(*args: str | os.PathLike[str], cache: Path, expect: int = 0) -> Any
 def chunks_of(repo: Repository, snapshot: str, path: str) -> list[BlobLocation]:
     """Where the chunks of file ``path`` of ``snapshot`` are stored."""
     snap = repo.resolve_snapshot(snapshot)
-    index, _ = repo.load_index(snap.group)
-    for entry in repo.iter_entries(snap, index):
+    index, _ = repo.core.load_index(snap.group)
+    for entry in repo.core.iter_entries(snap, index):
         if entry.path == os.fsencode(path):
             locations = [index.get(c) for c in entry.chunks]
             assert all(locations)
@@ -75,9 +75,9 @@ def chunks_of(repo: Repository, snapshot: str, path: str) -> list[BlobLocation]:
 def flip_byte(repo: Repository, group: str, loc: BlobLocation) -> None:
     """Flip one bit in the middle of a stored chunk, in place in its pack."""
     key = pack_key(group, loc.pack_id)
-    data = bytearray(repo.raw_store.get(key))
+    data = bytearray(repo.core.raw_store.get(key))
     data[loc.offset + loc.length // 2] ^= 0x01
-    repo.raw_store.put(key, bytes(data))
+    repo.core.raw_store.put(key, bytes(data))
 
 
 def write_tree(root: Path, files: dict[str, bytes]) -> Path:

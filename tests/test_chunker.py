@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import os
 
-from kvbackup.chunker import Chunker, ChunkerParams, ChunkHasher
+from kvbackup.format.chunker import Chunker, ChunkerParams, ChunkHasher
 
 PARAMS = ChunkerParams(
     min_size=16 * 1024, avg_size=64 * 1024, max_size=256 * 1024, small_file=64 * 1024

@@ -17,7 +17,7 @@ from kvbackup.errors import (
     SnapshotNotFoundError,
     StoreError,
 )
-from kvbackup.snapshots import COMPLETE, INCOMPLETE
+from kvbackup.format.snapshots import COMPLETE, INCOMPLETE
 from kvbackup.store import MappingStore
 
 
@@ -229,7 +229,7 @@ def test_interrupted_backup_leaves_incomplete_record_and_next_run_resumes(
     for i in range(12):
         (src / f"f{i:02d}").write_bytes(os.urandom(600_000))
     small = Repository.init({}, password=PASSWORD, pack_size=1 << 20)  # many small packs
-    backing = small.raw_store.mapping  # type: ignore[attr-defined]
+    backing = small.core.raw_store.mapping  # type: ignore[attr-defined]
     failing = Repository.open(FailingAfter(backing, 3), password=PASSWORD)
     with pytest.raises(StoreError):
         failing.backup(src)
@@ -284,7 +284,7 @@ def test_restore_goes_on_past_a_damaged_file_list_chunk(
     for i in range(3000):
         (src / f"file-with-a-longish-name-{i:05d}.txt").write_text(f"content {i}")
     snap = repo.backup(src).snapshot
-    index, _ = repo.load_index(snap.group)
+    index, _ = repo.core.load_index(snap.group)
     ids = snap.filelist_ids()
     assert len(ids) >= 3
     loc = index.get(ids[1])

@@ -7,8 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from kvbackup.fetch import Span, fetch_ordered
-from kvbackup.index import BlobLocation
+from kvbackup.core.fetch import Span, fetch_ordered
+from kvbackup.format.index import BlobLocation
 
 
 def layout(n_packs: int, per_pack: int, size: int) -> dict[bytes, BlobLocation]:

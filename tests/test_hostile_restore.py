@@ -11,20 +11,21 @@ import pytest
 from helpers import PASSWORD, kvbackup
 
 from kvbackup import Repository
+from kvbackup.core.writer import ChunkWriter
 from kvbackup.errors import ExitCode
-from kvbackup.filelist import FileListWriter
-from kvbackup.index import GroupIndex
-from kvbackup.snapshots import COMPLETE, Snapshot, snapshot_key
+from kvbackup.format.envelope import ObjectType
+from kvbackup.format.filelist import FileListWriter
+from kvbackup.format.index import GroupIndex
+from kvbackup.format.layout import snapshot_key
+from kvbackup.format.snapshots import COMPLETE, Snapshot
 from kvbackup.sources import DIR, FILE, SYMLINK, Entry
-from kvbackup.transforms import ObjectType
-from kvbackup.writer import ChunkWriter
 
 
 def craft_snapshot(repo: Repository, entries: list[tuple[bytes, str, bytes]]) -> str:
     """Write a complete snapshot whose file list holds exactly ``entries`` (path, kind,
     content or link target), bypassing every check a real backup makes."""
     group = secrets.token_hex(8)
-    writer = ChunkWriter(repo, group, GroupIndex(), repo.codec, repo.config.pack_size)
+    writer = ChunkWriter(repo.core, group, GroupIndex(), repo.core.codec, repo.config.pack_size)
     made = []
     for path, kind, payload in entries:
         entry = Entry(path=path, kind=kind, mode=0o644 if kind != DIR else 0o755)
@@ -57,7 +58,7 @@ def craft_snapshot(repo: Repository, entries: list[tuple[bytes, str, bytes]]) ->
         filelist=[c.hex() for c in ids],
     )
     key = snapshot_key(snap.id, final=True)
-    repo.put_object(key, ObjectType.SNAPSHOT, json.dumps(snap.to_json()).encode())
+    repo.core.put_object(key, ObjectType.SNAPSHOT, json.dumps(snap.to_json()).encode())
     return snap.id
 
 

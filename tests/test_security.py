@@ -26,11 +26,12 @@ from kvbackup.errors import (
     KvbackupError,
     NotEncryptedError,
 )
-from kvbackup.index import decode_fragment
-from kvbackup.packs import TRAILER_LEN, pack_id_from_key, trailer_length
+from kvbackup.format.envelope import ObjectType
+from kvbackup.format.index import decode_fragment
+from kvbackup.format.layout import pack_id_from_key
+from kvbackup.format.packs import TRAILER_LEN, trailer_length
 from kvbackup.registry import PluginRegistry
 from kvbackup.repository import Repository
-from kvbackup.transforms import ObjectType
 
 PASSWORD = "correct horse battery staple"
 MARKER = b"ZQX-SECRET-MARKER-4711"
@@ -87,14 +88,14 @@ def exercise(store: dict[str, bytes], out: Path) -> list[str]:
         # it, so read every record here, as verify does.
         for key in [k for k in store if k.startswith("snapshots/")]:
             try:
-                repo.get_object(key, ObjectType.SNAPSHOT)
+                repo.core.get_object(key, ObjectType.SNAPSHOT)
             except KvbackupError as exc:
                 errors.append(str(exc))
         for key in [k for k in store if "/packs/" in k]:
             pack_id = pack_id_from_key(key)
             assert pack_id is not None
             try:
-                repo.read_pack_table(key.split("/")[1], pack_id)
+                repo.core.read_pack_table(key.split("/")[1], pack_id)
             except KvbackupError as exc:
                 errors.append(str(exc))
         for snap in snaps:
@@ -151,7 +152,7 @@ def test_encrypted_packs_show_no_object_headers(repo_store: tuple[dict[str, byte
 
 def test_chunk_ids_are_keyed_per_repository(tmp_path: Path) -> None:
     one, two = (Repository.init({}, password=PASSWORD) for _ in range(2))
-    assert one.hasher(TEXT) != two.hasher(TEXT)
+    assert one.core.hasher(TEXT) != two.core.hasher(TEXT)
 
 
 def test_text_is_stored_smaller_than_it_is(tmp_path: Path) -> None:
@@ -195,8 +196,8 @@ def test_a_damaged_blob_spoils_only_its_file_and_names_its_pack(
     store, _ = repo_store
     repo = Repository.open(store, password=PASSWORD)
     snap = repo.resolve_snapshot("latest")
-    index, _ = repo.load_index(snap.group)
-    entry = next(e for e in repo.iter_entries(snap) if e.path == b"sub/noise.bin")
+    index, _ = repo.core.load_index(snap.group)
+    entry = next(e for e in repo.core.iter_entries(snap) if e.path == b"sub/noise.bin")
     loc = index.get(entry.chunks[0])
     assert loc is not None
     key = f"groups/{snap.group}/packs/{loc.pack_id.hex()}"
@@ -289,8 +290,8 @@ def test_two_blobs_swapped_inside_a_pack_are_rejected(
     store, src = repo_store
     repo = Repository.open(store, password=PASSWORD)
     snap = repo.resolve_snapshot("latest")
-    index, _ = repo.load_index(snap.group)
-    entries = {e.path: e for e in repo.iter_entries(snap)}
+    index, _ = repo.core.load_index(snap.group)
+    entries = {e.path: e for e in repo.core.iter_entries(snap)}
     one, two = (index.get(entries[p].chunks[0]) for p in (b"same-size-1.bin", b"same-size-2.bin"))
     assert one and two and one.pack_id == two.pack_id and one.length == two.length
     key = f"groups/{snap.group}/packs/{one.pack_id.hex()}"
@@ -313,7 +314,7 @@ def test_an_index_fragment_stored_under_a_new_name_is_rejected(
     store[key.rsplit("/", 1)[0] + "/" + "0" * 32] = store[key]
     repo = Repository.open(store, password=PASSWORD)
     with pytest.raises(CorruptionError, match="0" * 32):
-        repo.load_index(key.split("/")[1])
+        repo.core.load_index(key.split("/")[1])
 
 
 # ------------------------------------------------------------------ downgrades
@@ -386,7 +387,7 @@ def test_the_kdf_parameters_a_slot_may_ask_for_are_bounded(
     body = json.loads(store[key][header_len:-16])
     body["iterations"] = 1 << 20
     repo = Repository.open(store, password=PASSWORD)
-    store[key] = repo.codec.encode(
+    store[key] = repo.core.codec.encode(
         ObjectType.KEY_SLOT, key.encode(), json.dumps(body).encode(), plain=True
     )
     with pytest.raises(CorruptionError, match="bad iterations"):

@@ -13,10 +13,12 @@ from kvbackup_zstd import ZstdTransform
 
 from kvbackup import hookimpl
 from kvbackup.errors import CorruptionError, PluginError
-from kvbackup.keys import KeyMaterial
+from kvbackup.format.config import CHECKSUM_KEY
+from kvbackup.format.envelope import MAGIC, Codec, ObjectType, parse_header
+from kvbackup.format.keyslots import KeyMaterial
 from kvbackup.registry import PluginRegistry
-from kvbackup.repository import CHECKSUM_KEY, Repository
-from kvbackup.transforms import MAGIC, Codec, ObjectType, Transform, parse_header
+from kvbackup.repository import Repository
+from kvbackup.transforms import Transform
 
 KEYS = KeyMaterial(bytes(range(32)))
 TEXT = b"the quick brown fox jumps over the lazy dog\n" * 200

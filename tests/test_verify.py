@@ -20,9 +20,9 @@ from kvtools import (
 )
 
 from kvbackup.errors import ExitCode
-from kvbackup.index import decode_fragment
-from kvbackup.packs import PackBuilder, pack_key
-from kvbackup.transforms import ObjectType
+from kvbackup.format.envelope import ObjectType
+from kvbackup.format.layout import pack_key
+from kvbackup.format.packs import PackBuilder
 
 SHARED = os.urandom(5000)
 
@@ -97,7 +97,7 @@ def test_a_deleted_pack_is_reported_with_every_file_it_spoils(
     with open_repo(location) as repo:
         group = repo.resolve_snapshot(first).group
         locs = chunks_of(repo, first, "big.bin")
-        repo.raw_store.delete(pack_key(group, locs[0].pack_id))
+        repo.core.raw_store.delete(pack_key(group, locs[0].pack_id))
         in_pack = [loc.chunk_id for loc in locs if loc.pack_id == locs[0].pack_id]
     report = kvb_json("verify", "--repo", location, cache=cache, expect=ExitCode.CORRUPT)
     assert [p["kind"] for p in report["problems"]] == ["missing-pack"]
@@ -114,10 +114,10 @@ def test_a_deleted_index_fragment_shows_as_chunks_not_indexed(
         (loc,) = chunks_of(repo, first, "a.txt")
         (fragment,) = [
             key
-            for key in repo.raw_store.list(f"groups/{group}/index/")
-            if loc.pack_id in dict(decode_fragment(repo.get_object(key, ObjectType.INDEX), key))
+            for key in repo.core.raw_store.list(f"groups/{group}/index/")
+            if loc.pack_id in dict(repo.core.read_index_fragment(key))
         ]
-        repo.raw_store.delete(fragment)
+        repo.core.raw_store.delete(fragment)
     report = kvb_json("verify", "--repo", location, cache=cache, expect=ExitCode.CORRUPT)
     kinds = {p["kind"] for p in report["problems"]}
     assert "unindexed-chunk" in kinds
@@ -217,10 +217,11 @@ def test_a_pack_no_index_names_is_a_warning_not_damage(tmp_path: Path) -> None:
         group = repo.resolve_snapshot(first).group
         builder = PackBuilder()
         data = b"left by a backup killed before it wrote its index"
-        cid = repo.hasher(data)
-        builder.add(cid, ObjectType.DATA, repo.codec.encode(ObjectType.DATA, cid, data), len(data))
+        cid = repo.core.hasher(data)
+        blob = repo.core.codec.encode(ObjectType.DATA, cid, data)
+        builder.add(cid, ObjectType.DATA, blob, len(data))
         key = pack_key(group, builder.pack_id)
-        repo.raw_store.put(key, builder.seal(repo.codec, key))
+        repo.core.raw_store.put(key, builder.seal(repo.core.codec, key))
         result = repo.verify(cache_dir=tmp_path / "cache")
     assert result.ok
     assert any(key in w and "orphan" in w for w in result.warnings)
@@ -232,9 +233,9 @@ def test_a_damaged_pack_trailer_is_a_problem(tmp_path: Path) -> None:
     with open_repo(location) as repo:
         (loc,) = chunks_of(repo, first, "a.txt")
         key = pack_key(repo.resolve_snapshot(first).group, loc.pack_id)
-        data = bytearray(repo.raw_store.get(key))
+        data = bytearray(repo.core.raw_store.get(key))
         data[-10] ^= 0x01  # inside the trailer envelope
-        repo.raw_store.put(key, bytes(data))
+        repo.core.raw_store.put(key, bytes(data))
         result = repo.verify(cache_dir=tmp_path / "cache")
     assert [(p.kind, p.key) for p in result.problems] == [("trailer", key)]
     assert result.damaged_chunks == {}
@@ -245,9 +246,9 @@ def test_a_damaged_snapshot_record_is_a_problem(tmp_path: Path) -> None:
     _, (first, _) = two_snapshots(location, tmp_path)
     with open_repo(location) as repo:
         key = f"snapshots/{first}"
-        data = bytearray(repo.raw_store.get(key))
+        data = bytearray(repo.core.raw_store.get(key))
         data[-5] ^= 0x01
-        repo.raw_store.put(key, bytes(data))
+        repo.core.raw_store.put(key, bytes(data))
         result = repo.verify(cache_dir=tmp_path / "cache")
     assert [(p.kind, p.key) for p in result.problems] == [("snapshot", key)]
     assert result.snapshots == 1

@@ -8,8 +8,8 @@ from typing import Any
 import click
 
 from ..errors import BadPasswordError
-from ..settings import read_password_file
 from .common import emit_json, get_repo_options, json_option, repo_options
+from .settings import read_password_file
 
 
 @click.group("key")

@@ -33,7 +33,7 @@ def command(
     rows = []
     try:
         snap = repo.resolve_snapshot(snapshot)
-        for entry in repo.iter_entries(snap):
+        for entry in repo.entries(snap):
             if prefix and not (entry.path == prefix or entry.path.startswith(prefix + b"/")):
                 continue
             found = True

@@ -20,7 +20,7 @@ from .common import (
 
 
 def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
-    from ..verify import parse_duration
+    from .parsing import parse_duration
 
     try:
         return parse_duration(value)
@@ -29,7 +29,7 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
 
 
 def _percent(ctx: click.Context, param: click.Parameter, value: str) -> float:
-    from ..verify import parse_percent
+    from .parsing import parse_percent
 
     try:
         return parse_percent(value)

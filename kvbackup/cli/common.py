@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import click
 
 from ..errors import KvbackupError, RepositoryNotFoundError
-from ..settings import password_getter, password_source, resolve_repository
+from .settings import password_getter, password_source, resolve_repository
 
 F = TypeVar("F", bound=Callable[..., Any])
 

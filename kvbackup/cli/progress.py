@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..backup import ProgressEvent
+from ..core.progress import ProgressEvent
 
 
 class TerminalProgress:

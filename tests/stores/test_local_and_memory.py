@@ -147,8 +147,8 @@ def test_importing_store_plugins_does_not_import_their_backends() -> None:
 
 
 def test_a_boolean_option_that_is_not_one_is_an_error(tmp_path: Path) -> None:
+    from kvbackup.core.repo import open_store
     from kvbackup.errors import StoreError
-    from kvbackup.repository import open_store
 
     with pytest.raises(StoreError, match="fsync: not a boolean"):
         open_store(str(tmp_path), {"fsync": "maybe"})

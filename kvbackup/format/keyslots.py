@@ -19,8 +19,8 @@ from typing import Any
 
 import blake3
 
-from .errors import BadPasswordError, CorruptionError
-from .transforms import Codec, ObjectType
+from ..errors import BadPasswordError, CorruptionError
+from .envelope import Codec, ObjectType
 
 MASTER_KEY_BYTES = 32
 KDF_CONTEXT_PREFIX = "kvbackup v1 "

@@ -11,14 +11,13 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .snapshots import Snapshot
-from .sources import DIR, FILE, SYMLINK
-from .transforms import ObjectType
-
-if TYPE_CHECKING:
-    from .repository import Repository
+from ..core.repo import RepoCore
+from ..format.envelope import ObjectType
+from ..format.layout import parse_group_key
+from ..format.snapshots import Snapshot
+from ..sources import DIR, FILE, SYMLINK
 
 
 @dataclass
@@ -55,7 +54,7 @@ class Stats:
         return data
 
 
-def repository_stats(repo: Repository) -> Stats:
+def repository_stats(repo: RepoCore) -> Stats:
     """Stats of the whole repository: snapshot records, listings and indexes."""
     out = Stats()
     snaps = repo.snapshots()
@@ -63,11 +62,11 @@ def repository_stats(repo: Repository) -> Stats:
     objects: dict[str, int] = {}
     groups: dict[str, int] = {}
     for key in repo.store.list(""):
-        parts = key.split("/")
-        kind = parts[2] if parts[0] == "groups" and len(parts) == 4 else parts[0]
+        obj = parse_group_key(key)
+        kind = obj.kind if obj else key.split("/")[0]
         objects[kind] = objects.get(kind, 0) + 1
-        if parts[0] == "groups" and len(parts) > 1:
-            groups[parts[1]] = groups.get(parts[1], 0) + 1
+        if obj:
+            groups[obj.group] = groups.get(obj.group, 0) + 1
     out.objects = dict(sorted(objects.items()))
     out.groups = len(groups)
     for snap in snaps:
@@ -84,7 +83,7 @@ def repository_stats(repo: Repository) -> Stats:
     return out
 
 
-def snapshot_stats(repo: Repository, snapshot: Snapshot) -> Stats:
+def snapshot_stats(repo: RepoCore, snapshot: Snapshot) -> Stats:
     """Stats of one snapshot: its files, and the distinct chunks and packs they use."""
     out = Stats(snapshot=snapshot.id, snapshots=1, groups=1)
     index, _ = repo.load_index(snapshot.group)

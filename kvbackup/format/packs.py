@@ -1,8 +1,8 @@
 """Packs: many transformed chunks in one object, with a trailer listing them.
 
 Layout: ``blob₀ blob₁ … blobₙ₋₁ trailer-envelope u32le(len(trailer-envelope))``. The trailer
-payload is the blob table (see :mod:`kvbackup.index`), so a pack describes itself even when
-no index fragment names it (a backup killed between the two writes).
+payload is the blob table (see :mod:`kvbackup.format.index`), so a pack describes itself even
+when no index fragment names it (a backup killed between the two writes).
 """
 
 from __future__ import annotations
@@ -11,25 +11,12 @@ import secrets
 import struct
 from dataclasses import dataclass, field
 
+from .envelope import Codec, ObjectType
 from .index import BlobLocation, decode_blob_table, encode_blob_table
-from .transforms import Codec, ObjectType
+from .layout import PACK_ID_BYTES
 
-PACK_ID_BYTES = 16
 TRAILER_LEN = struct.Struct("<I")
 DEFAULT_PACK_SIZE = 16 * 1024 * 1024
-
-
-def pack_key(group: str, pack_id: bytes) -> str:
-    return f"groups/{group}/packs/{pack_id.hex()}"
-
-
-def pack_id_from_key(key: str) -> bytes | None:
-    name = key.rsplit("/", 1)[-1]
-    try:
-        raw = bytes.fromhex(name)
-    except ValueError:
-        return None
-    return raw if len(raw) == PACK_ID_BYTES else None
 
 
 @dataclass

@@ -12,14 +12,12 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .index import GroupIndex
-from .snapshots import Snapshot
-from .sources import FILE, SYMLINK, Entry
-
-if TYPE_CHECKING:
-    from .repository import Repository
+from ..core.repo import RepoCore
+from ..format.index import GroupIndex
+from ..format.snapshots import Snapshot
+from ..sources import FILE, SYMLINK, Entry
 
 ADDED = "added"
 REMOVED = "removed"
@@ -66,7 +64,7 @@ class _OutOfOrder(Exception):
     pass
 
 
-def run_diff(repo: Repository, before: Snapshot, after: Snapshot) -> DiffResult:
+def run_diff(repo: RepoCore, before: Snapshot, after: Snapshot) -> DiffResult:
     """Compare snapshot ``before`` with snapshot ``after``; see :meth:`Repository.diff`."""
     indexes: dict[str, GroupIndex] = {}
     for snap in (before, after):

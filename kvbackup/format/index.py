@@ -12,7 +12,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from .errors import CorruptionError
+from ..errors import CorruptionError
 
 _COUNT = struct.Struct("<I")
 _BLOB = struct.Struct("<32sBIII")

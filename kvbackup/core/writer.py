@@ -18,14 +18,12 @@ import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from .index import BlobLocation, GroupIndex
-from .packs import PackBuilder, pack_key
-from .transforms import Codec, ObjectType
-
-if TYPE_CHECKING:
-    from .repository import Repository
+from ..format.envelope import Codec, ObjectType
+from ..format.index import BlobLocation, GroupIndex
+from ..format.layout import pack_key
+from ..format.packs import PackBuilder
+from .repo import RepoCore
 
 INDEX_EVERY_PACKS = 32
 INDEX_EVERY_SECONDS = 120.0
@@ -65,7 +63,7 @@ class ChunkWriter:
 
     def __init__(
         self,
-        repo: Repository,
+        repo: RepoCore,
         group: str,
         index: GroupIndex,
         codec: Codec,

@@ -17,52 +17,27 @@ import json
 import math
 import os
 import random
-import re
 import tempfile
 import time
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .errors import CorruptionError, KeyNotFoundError, KvbackupError
-from .filelist import read_entries
-from .index import BlobLocation, GroupIndex, decode_fragment
-from .packs import TRAILER_LEN, decode_trailer, pack_id_from_key, pack_key, trailer_length
-from .snapshots import OPEN_SUFFIX, Snapshot, is_snapshot_id, snapshot_key
-from .sources import Entry
-from .transforms import ObjectType
+import platformdirs
 
-if TYPE_CHECKING:
-    from .backup import Progress
-    from .repository import Repository
+from ..core.progress import Progress, ProgressEvent
+from ..core.repo import RepoCore
+from ..errors import CorruptionError, KeyNotFoundError, KvbackupError
+from ..format.index import BlobLocation, GroupIndex
+from ..format.layout import GROUPS_PREFIX, INDEX, PACKS, pack_id_from_key, pack_key, parse_group_key
+from ..format.snapshots import Snapshot
+from ..sources import Entry
 
 DEFAULT_MAX_AGE = 30 * 86400.0
 CACHE_DIR_ENV = "KVBACKUP_CACHE_DIR"
-_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
-_UNITS = {"": 86400.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0}
 _MAX_PACKS_IN_FLIGHT_BYTES = 256 * 1024 * 1024
-
-
-def parse_duration(text: str) -> float:
-    """Seconds in ``30d``, ``12h``, ``90m``, ``45s``, ``2w`` (a bare number is days)."""
-    match = _DURATION_RE.match(text)
-    if not match:
-        raise ValueError(f"not a duration: {text!r} (expected e.g. 30d, 12h, 90m)")
-    return float(match.group(1)) * _UNITS[match.group(2)]
-
-
-def parse_percent(text: str) -> float:
-    """``10%`` or ``10`` -> 10.0, between 0 and 100."""
-    raw = text.strip().removesuffix("%")
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"not a percentage: {text!r} (expected e.g. 10%)") from None
-    if not 0 <= value <= 100:
-        raise ValueError(f"percentage out of range: {text!r}")
-    return value
 
 
 def default_cache_dir() -> str:
@@ -70,8 +45,6 @@ def default_cache_dir() -> str:
     env = os.environ.get(CACHE_DIR_ENV)
     if env:
         return os.path.join(env, "verify")
-    import platformdirs
-
     return os.path.join(platformdirs.user_cache_dir("kvbackup", appauthor=False), "verify")
 
 
@@ -158,7 +131,7 @@ class VerifyResult:
 
 
 def run_verify(
-    repo: Repository,
+    repo: RepoCore,
     *,
     max_age: float = DEFAULT_MAX_AGE,
     read_data_subset: float = 100.0,
@@ -183,7 +156,7 @@ class _Group:
 
 
 class _Verifier:
-    def __init__(self, repo: Repository, progress: Progress | None):
+    def __init__(self, repo: RepoCore, progress: Progress | None):
         self.repo = repo
         self.progress = progress
         self.result = VerifyResult()
@@ -229,45 +202,28 @@ class _Verifier:
     # ------------------------------------------------------------- structure
 
     def list_groups(self) -> None:
-        for key in self.repo.store.list("groups/"):
-            parts = key.split("/")
-            if len(parts) == 4 and parts[2] == "packs":
+        for key in self.repo.store.list(GROUPS_PREFIX):
+            obj = parse_group_key(key)
+            if obj is not None and obj.kind == PACKS:
                 pack_id = pack_id_from_key(key)
                 if pack_id is not None:
-                    self.group(parts[1]).listed_packs.add(pack_id)
+                    self.group(obj.group).listed_packs.add(pack_id)
                     continue
-            elif len(parts) == 4 and parts[2] == "index":
-                self.group(parts[1]).index_keys.append(key)
+            elif obj is not None and obj.kind == INDEX:
+                self.group(obj.group).index_keys.append(key)
                 continue
             self.result.warnings.append(f"{key}: not a kvbackup object (left alone)")
 
     def load_snapshots(self) -> None:
-        finals: set[str] = set()
-        opens: set[str] = set()
-        for key in self.repo.store.list("snapshots/"):
-            name = key.split("/", 1)[1]
-            base = name.removesuffix(OPEN_SUFFIX)
-            if not is_snapshot_id(base):
-                self.result.warnings.append(f"{key}: not a snapshot record (left alone)")
-            elif name.endswith(OPEN_SUFFIX):
-                opens.add(base)
-            else:
-                finals.add(base)
+        def stray(key: str) -> None:
+            self.result.warnings.append(f"{key}: not a snapshot record (left alone)")
 
-        def load(snapshot_id: str) -> Snapshot | None:
-            final = snapshot_id in finals
-            try:
-                return self.repo.load_snapshot(snapshot_id, final)
-            except KeyNotFoundError:
-                return None  # deleted (by prune) after the listing
-            except KvbackupError as exc:
-                self.problem("snapshot", str(exc), snapshot_key(snapshot_id, final))
-                return None
+        def unreadable(key: str, exc: KvbackupError) -> None:
+            self.problem("snapshot", str(exc), key)
 
-        for snap in self.repo.map_parallel(load, sorted(finals | opens)):
-            if snap is not None:
-                self.result.snapshots += 1
-                self.group(snap.group).snapshots.append(snap)
+        for snap in self.repo.snapshots(on_error=unreadable, on_stray=stray):
+            self.result.snapshots += 1
+            self.group(snap.group).snapshots.append(snap)
 
     def load_indexes(self) -> None:
         jobs = [(g, key) for g in self.groups.values() for key in g.index_keys]
@@ -275,7 +231,7 @@ class _Verifier:
         def load(job: tuple[_Group, str]) -> list[tuple[bytes, list[BlobLocation]]] | None:
             _group, key = job
             try:
-                return list(decode_fragment(self.repo.get_object(key, ObjectType.INDEX), key))
+                return self.repo.read_index_fragment(key)
             except KeyNotFoundError:
                 return []
             except KvbackupError as exc:
@@ -322,15 +278,13 @@ class _Verifier:
                     self.problem("file-list", f"snapshot {snap.id}: {exc}")
 
     def entries(self, group: _Group, snap: Snapshot) -> Iterator[Entry]:
-        def chunks() -> Iterator[bytes]:
-            items = ((cid, cid) for cid in snap.filelist_ids())
-            for cid, data in self.repo.fetch_chunks(group.gid, group.index, items):
-                if isinstance(data, KvbackupError):
-                    group.damaged.setdefault(cid, str(data))
-                    raise CorruptionError(f"file list chunk {cid.hex()}: {data}")
-                yield data
+        """The snapshot's entries; a damaged file-list chunk is recorded, then raised."""
 
-        return read_entries(chunks())
+        def damaged(cid: bytes, error: KvbackupError) -> None:
+            group.damaged.setdefault(cid, str(error))
+            raise CorruptionError(f"file list chunk {cid.hex()}: {error}")
+
+        return self.repo.iter_entries(snap, group.index, on_damage=damaged)
 
     def explain_unindexed(self) -> None:
         """Report chunks that are needed but not indexed; look for them in unindexed packs."""
@@ -425,8 +379,6 @@ class _Verifier:
 
     def report_progress(self, what: str) -> None:
         if self.progress and time.monotonic() - self._last_report > 0.2:
-            from .backup import ProgressEvent
-
             self._last_report = time.monotonic()
             r = self.result
             self.progress(
@@ -444,32 +396,23 @@ class _Verifier:
             report.damaged = [(b.chunk_id, f"its pack {key} is missing") for b in table]
             return report
         report.size = len(data)
-        report.problems.extend(self.check_trailer(key, pack_id, data, table))
+        report.problems.extend(self.check_trailer(group, pack_id, data, table))
         for loc in table:
             envelope = data[loc.offset : loc.offset + loc.length]
             report.chunks += 1
             try:
-                if len(envelope) != loc.length:
-                    raise CorruptionError("the pack is shorter than the index says")
-                plain = self.repo.codec.decode(loc.otype, loc.chunk_id, envelope, "")
-                if self.repo.hasher(plain) != loc.chunk_id:
-                    raise CorruptionError("content does not match its id")
+                self.repo.decode_chunk(loc, envelope, "")
             except KvbackupError as exc:
                 reason = str(exc).removeprefix(": ")
                 report.damaged.append((loc.chunk_id, f"damaged in {key}: {reason}"))
         return report
 
     def check_trailer(
-        self, key: str, pack_id: bytes, data: bytes, table: list[BlobLocation]
+        self, group: _Group, pack_id: bytes, data: bytes, table: list[BlobLocation]
     ) -> list[tuple[str, str]]:
+        key = pack_key(group.gid, pack_id)
         try:
-            if len(data) < TRAILER_LEN.size:
-                raise CorruptionError(f"{key}: too short to be a pack")
-            length = trailer_length(data)
-            if length + TRAILER_LEN.size > len(data):
-                raise CorruptionError(f"{key}: trailer length exceeds the pack")
-            envelope = data[-TRAILER_LEN.size - length : -TRAILER_LEN.size]
-            trailer = decode_trailer(self.repo.codec, key, envelope, pack_id)
+            trailer = self.repo.read_pack_table(group.gid, pack_id, data)
         except KvbackupError as exc:
             return [("trailer", f"{exc} (the index still locates its chunks)")]
         if sorted(map(_blob_tuple, trailer)) != sorted(map(_blob_tuple, table)):

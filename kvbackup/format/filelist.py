@@ -12,9 +12,9 @@ import json
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Generic, TypeVar
 
+from ..errors import CorruptionError
+from ..sources import DIR, FILE, SYMLINK, Entry
 from .chunker import ID_BYTES, METADATA_CHUNKS, Chunker
-from .errors import CorruptionError
-from .sources import DIR, FILE, SYMLINK, Entry
 
 _KIND_CODES = {FILE: "f", DIR: "d", SYMLINK: "l"}
 _CODE_KINDS = {v: k for k, v in _KIND_CODES.items()}

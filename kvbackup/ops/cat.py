@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
-from .errors import CorruptionError, KvbackupError, PathNotFoundError
-from .index import GroupIndex
-from .snapshots import Snapshot
-from .sources import DIR, FILE
-
-if TYPE_CHECKING:
-    from .repository import Repository
+from ..core.repo import RepoCore
+from ..errors import CorruptionError, KvbackupError, PathNotFoundError
+from ..format.index import GroupIndex
+from ..format.snapshots import Snapshot
+from ..sources import DIR, FILE
 
 
-def cat_file(repo: Repository, snapshot: Snapshot, path: str | bytes) -> Iterator[bytes]:
+def cat_file(repo: RepoCore, snapshot: Snapshot, path: str | bytes) -> Iterator[bytes]:
     """The content of one file of ``snapshot``, chunk by chunk, each verified.
 
     The file is looked up before this returns, so a path that is not a file of the
@@ -35,7 +32,7 @@ def cat_file(repo: Repository, snapshot: Snapshot, path: str | bytes) -> Iterato
 
 
 def _stream(
-    repo: Repository, snapshot: Snapshot, index: GroupIndex, chunks: list[bytes], name: str
+    repo: RepoCore, snapshot: Snapshot, index: GroupIndex, chunks: list[bytes], name: str
 ) -> Iterator[bytes]:
     items = ((cid, cid) for cid in chunks)
     for _cid, data in repo.fetch_chunks(snapshot.group, index, items):

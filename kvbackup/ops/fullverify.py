@@ -14,14 +14,13 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .errors import SnapshotNotFoundError, SourceError
-from .snapshots import Snapshot
-
-if TYPE_CHECKING:
-    from .backup import Progress
-    from .repository import Repository
+from ..core.progress import Progress
+from ..core.repo import RepoCore
+from ..errors import SnapshotNotFoundError, SourceError
+from ..format.snapshots import Snapshot
+from .restore import run_restore
 
 _BLOCK = 1024 * 1024
 
@@ -66,7 +65,7 @@ class FullVerifyResult:
         }
 
 
-def snapshot_of_source(repo: Repository, source: str) -> Snapshot:
+def snapshot_of_source(repo: RepoCore, source: str) -> Snapshot:
     """The latest complete snapshot whose source is the folder ``source``."""
     identity = os.path.abspath(source)
     snaps = [s for s in repo.snapshots() if s.complete and s.source == identity]
@@ -76,7 +75,7 @@ def snapshot_of_source(repo: Repository, source: str) -> Snapshot:
 
 
 def run_verify_full(
-    repo: Repository,
+    repo: RepoCore,
     source: str | os.PathLike[str],
     snapshot: str | Snapshot | None = None,
     *,
@@ -85,8 +84,6 @@ def run_verify_full(
 ) -> FullVerifyResult:
     """Restore ``snapshot`` (default: the latest of ``source``) into a temporary folder under
     ``temp_dir`` and compare it with ``source``."""
-    from .restore import run_restore
-
     started = time.time()
     before = repo.counts.as_dict()
     root = os.fspath(source)

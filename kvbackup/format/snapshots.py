@@ -1,4 +1,4 @@
-"""Snapshot records and snapshot ids.
+"""Snapshot records and snapshot ids (their keys: :mod:`kvbackup.format.layout`).
 
 A backup writes ``snapshots/<id>.open`` when it starts (state "incomplete") and
 ``snapshots/<id>`` when it completes; both are written once. The listing of ``snapshots/``
@@ -12,25 +12,16 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .errors import CorruptionError
+from ..errors import CorruptionError
+from .layout import is_snapshot_id
 
 INCOMPLETE = "incomplete"
 COMPLETE = "complete"
-_ID_RE = re.compile(r"^\d{8}T\d{6}Z(-\d{1,4})?$")
-OPEN_SUFFIX = ".open"
 
 
 def timestamp_id(t: float) -> str:
     """The snapshot id for UTC time ``t``, to the second."""
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(t))
-
-
-def is_snapshot_id(name: str) -> bool:
-    return bool(_ID_RE.match(name))
-
-
-def snapshot_key(snapshot_id: str, final: bool) -> str:
-    return f"snapshots/{snapshot_id}" + ("" if final else OPEN_SUFFIX)
 
 
 @dataclass

@@ -18,31 +18,19 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .chunker import Chunker
-from .errors import KvbackupError, SourceError
-from .filelist import FileListWriter
-from .index import GroupIndex
-from .repository import Repository
-from .snapshots import COMPLETE, Snapshot, iso_utc, snapshot_key, timestamp_id
-from .sources import DIR, FILE, KINDS, Entry, Source, check_relative_path
-from .transforms import ObjectType
-from .writer import ChunkRef, ChunkWriter, WriteStats
+from ..core.progress import Progress, ProgressEvent
+from ..core.repo import RepoCore
+from ..core.writer import ChunkRef, ChunkWriter, WriteStats
+from ..errors import KvbackupError, SourceError
+from ..format.chunker import Chunker
+from ..format.envelope import ObjectType
+from ..format.filelist import FileListWriter
+from ..format.index import GroupIndex
+from ..format.layout import snapshot_key
+from ..format.snapshots import COMPLETE, Snapshot, iso_utc, timestamp_id
+from ..sources import DIR, FILE, KINDS, Entry, Source, check_relative_path
 
 MAX_SKIPPED_RECORDED = 1000
-
-
-@dataclass
-class ProgressEvent:
-    """What a progress callback is told, several times a second at most."""
-
-    phase: str  # "scan", "backup", "commit", "restore"
-    files: int = 0
-    bytes: int = 0
-    bytes_read: int = 0
-    path: str = ""
-
-
-Progress = Callable[[ProgressEvent], None]
 
 
 @dataclass
@@ -91,7 +79,7 @@ class BackupResult:
 
 
 def make_source(
-    repo: Repository, spec: Any, source_type: str | None, options: Mapping[str, str] | None
+    repo: RepoCore, spec: Any, source_type: str | None, options: Mapping[str, str] | None
 ) -> tuple[Source, str]:
     reg = (
         repo.registry.get("source", source_type) if source_type else repo.registry.source_for(spec)
@@ -106,7 +94,7 @@ def _display(path: bytes) -> str:
     return os.fsdecode(path)
 
 
-def _allocate_snapshot(repo: Repository, snap: Snapshot) -> Snapshot:
+def _allocate_snapshot(repo: RepoCore, snap: Snapshot) -> Snapshot:
     """Write the incomplete record under a fresh id: the UTC second, suffixed on collision.
 
     Every snapshot keeps its ``.open`` record, so a conditional write of it is enough to
@@ -195,7 +183,7 @@ def _unchanged(entry: Entry, parent: Entry | None, index: GroupIndex) -> bool:
 
 
 def run_backup(
-    repo: Repository,
+    repo: RepoCore,
     spec: Any,
     *,
     full: bool = False,
@@ -228,7 +216,7 @@ def run_backup(
 
 
 def _run(
-    repo: Repository,
+    repo: RepoCore,
     source: Source,
     source_kind: str,
     started: float,
@@ -389,7 +377,7 @@ def _read_file(
     return refs
 
 
-def _chain_with(repo: Repository, compression: str) -> list[dict[str, Any]]:
+def _chain_with(repo: RepoCore, compression: str) -> list[dict[str, Any]]:
     """The repository's chain with its compression step replaced (``none`` or
     ``name[:level]``) for this run."""
     keep = [

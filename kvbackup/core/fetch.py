@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future
 from typing import Generic, TypeVar
 
-from .index import BlobLocation
+from ..format.index import BlobLocation
 
 T = TypeVar("T")
 R = TypeVar("R")

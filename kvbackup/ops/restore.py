@@ -18,11 +18,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from .backup import Progress, ProgressEvent
-from .errors import CorruptionError, KvbackupError, PathNotFoundError, UnsafePathError
-from .repository import Repository
-from .snapshots import Snapshot
-from .sources import DIR, FILE, SYMLINK, Entry, check_relative_path
+from ..core.progress import Progress, ProgressEvent
+from ..core.repo import RepoCore
+from ..errors import CorruptionError, KvbackupError, PathNotFoundError, UnsafePathError
+from ..format.snapshots import Snapshot
+from ..sources import DIR, FILE, SYMLINK, Entry, check_relative_path
 
 _OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 
@@ -168,7 +168,7 @@ def _apply_metadata_fd(fd: int, entry: Entry) -> None:
 
 
 def run_restore(
-    repo: Repository,
+    repo: RepoCore,
     snapshot: Snapshot,
     target: str | os.PathLike[str],
     *,
@@ -191,8 +191,14 @@ def run_restore(
         result.errors.append((os.fsdecode(path), str(exc)))
 
     def chunks_to_fetch() -> Iterator[tuple[tuple[Entry, int], bytes]]:
-        def damaged_list(exc: KvbackupError) -> None:
-            result.errors.append(("(file list)", f"{exc}; the entries it held are not restored"))
+        def damaged_list(_cid: bytes, exc: KvbackupError) -> None:
+            result.errors.append(
+                (
+                    "(file list)",
+                    f"snapshot {snapshot.id}: file list: {exc}; the entries it held are not "
+                    "restored",
+                )
+            )
 
         for entry in repo.iter_entries(snapshot, index, on_damage=damaged_list):
             if not (selection.everything or selection.wants(entry.path)):

@@ -7,7 +7,9 @@ import subprocess
 import sys
 from collections.abc import Callable
 
-from .errors import BadPasswordError, KvbackupError
+import click
+
+from ..errors import BadPasswordError, KvbackupError
 
 REPO_ENV = "KVBACKUP_REPO"
 PASSWORD_ENV = "KVBACKUP_PASSWORD"
@@ -71,8 +73,6 @@ def password_getter(
         if os.environ.get(PASSWORD_COMMAND_ENV):
             return _run_command(os.environ[PASSWORD_COMMAND_ENV])
         if sys.stdin is not None and sys.stdin.isatty():
-            import click
-
             if new:
                 return str(
                     click.prompt(

@@ -1,0 +1,2 @@
+"""The repository core: an open repository (store, keys, codec) and its read/write
+primitives, on which every operation is built."""

@@ -1,0 +1,591 @@
+"""The repository core: a store, its keys and codec, and the read/write primitives.
+
+Operations (:mod:`kvbackup.ops`) are written against :class:`RepoCore`: objects in and out
+of the envelope, the snapshot catalogue, group indexes, pack trailers, verified chunk reads
+and file-list streaming, one implementation each. :class:`kvbackup.Repository` wraps it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from ..errors import (
+    BadPasswordError,
+    CorruptionError,
+    KeyNotFoundError,
+    KvbackupError,
+    NotEncryptedError,
+    PluginError,
+    RepositoryExistsError,
+    RepositoryNotFoundError,
+    SnapshotNotFoundError,
+)
+from ..format.chunker import DATA_CHUNKS, ChunkerParams, ChunkHasher
+from ..format.config import CHECKSUM_KEY, RepoConfig
+from ..format.envelope import Codec, ObjectType
+from ..format.filelist import read_entries
+from ..format.index import BlobLocation, GroupIndex, decode_fragment, encode_fragment
+from ..format.keyslots import KeyMaterial, read_slot, unlock, wrap_master_key
+from ..format.layout import (
+    CONFIG_KEY,
+    KEYS_PREFIX,
+    SNAPSHOTS_PREFIX,
+    index_prefix,
+    new_index_key,
+    pack_id_from_key,
+    pack_key,
+    packs_prefix,
+    parse_snapshot_key,
+    slot_id_from_key,
+    slot_key,
+    snapshot_key,
+)
+from ..format.packs import DEFAULT_PACK_SIZE, TRAILER_LEN, decode_trailer, trailer_length
+from ..format.snapshots import Snapshot
+from ..registry import PluginRegistry, default_registry
+from ..sources import Entry
+from ..store import CountingStore, RequestCounts, RetryingStore, Store, as_store
+from ..transforms import Transform
+from .fetch import Span, fetch_ordered
+
+T = TypeVar("T")
+#: A password, or a function returning it, called only if the repository needs one.
+Password = str | bytes | Callable[[], str | bytes] | None
+_TAIL_GUESS = 64 * 1024
+
+
+def open_store(
+    location: Any,
+    options: Mapping[str, str] | None = None,
+    registry: PluginRegistry | None = None,
+) -> Store:
+    """A store for a path, a URL, a :class:`Store`, or any mutable mapping."""
+    if isinstance(location, (str, os.PathLike)):
+        url = os.fspath(location)
+        reg = (registry or default_registry()).store_for_url(url)
+        store = reg.factory(url, dict(options or {}))
+        if not isinstance(store, Store):
+            raise PluginError(f"store plugin {reg.name!r} returned {type(store).__name__}")
+        return store
+    return as_store(location)
+
+
+def _chain_spec(
+    registry: PluginRegistry, compression: str | None, level: int | None, encryption: str | None
+) -> list[dict[str, Any]]:
+    chain: list[dict[str, Any]] = []
+    for role, name in (("compression", compression), ("encryption", encryption)):
+        if name == "none":
+            continue
+        if name in (None, "default"):
+            default = registry.default_transform(role)
+            if default is None:
+                if role == "encryption":
+                    raise PluginError("no default encryption transform is installed")
+                continue
+            name = default.name
+        reg = registry.get("transform", name)
+        spec: dict[str, Any] = {"name": reg.name}
+        if role == "compression" and level is not None:
+            spec["level"] = level
+        chain.append(spec)
+    return chain
+
+
+class RepoCore:
+    """An open repository: its store (retried, counted), keys, config, codec and chunk
+    hasher, and the primitives every operation is built on. Use :meth:`create` or
+    :meth:`open`."""
+
+    def __init__(
+        self,
+        store: Store,
+        keys: KeyMaterial,
+        config: RepoConfig,
+        registry: PluginRegistry,
+        location: str,
+    ):
+        self.counts = RequestCounts()
+        self.raw_store = store
+        self.store: Store = CountingStore(RetryingStore(store), self.counts)
+        self.keys = keys
+        self.config = config
+        self.registry = registry
+        self.location = location
+        self.hasher = ChunkHasher(keys.derive("chunk-id"))
+        self._transforms: dict[str, Transform] = {}
+        self._tlock = threading.Lock()
+        self.codec = self.make_codec(config.transforms)
+        self._pool: ThreadPoolExecutor | None = None
+
+    # ----------------------------------------------------------------- opening
+
+    @classmethod
+    def create(
+        cls,
+        location: Any,
+        *,
+        password: Password = None,
+        encryption: str | None = "default",
+        compression: str | None = "default",
+        compression_level: int | None = None,
+        chunker: ChunkerParams | None = None,
+        pack_size: int = DEFAULT_PACK_SIZE,
+        store_options: Mapping[str, str] | None = None,
+        plugins: PluginRegistry | None = None,
+    ) -> RepoCore:
+        """Create a repository at ``location`` (a path, a URL, a store or a mapping).
+
+        Encryption is on unless ``encryption="none"``; it then needs a ``password``. The one
+        exception is a plain in-process ``dict`` given no password: nothing in it is at rest
+        anywhere, so ``Repository.init({})`` makes an unencrypted repository (for tests and
+        scripts that swap a real store for a dict).
+        """
+        if password is None and encryption == "default" and type(location) is dict:
+            encryption = "none"
+        registry = plugins or default_registry()
+        store = open_store(location, store_options, registry)
+        retrying = RetryingStore(store)
+        ensure = getattr(store, "ensure_root", None)
+        if callable(ensure):
+            retrying.retry("prepare", "", ensure)
+        raw = CountingStore(retrying)
+        if raw.exists(CONFIG_KEY) or any(True for _ in raw.list(KEYS_PREFIX)):
+            raise RepositoryExistsError(f"{store.description}: a repository already exists here")
+        chain = _chain_spec(registry, compression, compression_level, encryption)
+        cipher = next(
+            (t["name"] for t in chain if registry.get("transform", t["name"]).role == "encryption"),
+            None,
+        )
+        if not cipher and isinstance(password, (str, bytes)) and password:
+            raise NotEncryptedError(
+                "a password was given for an unencrypted repository: opening it with a "
+                "password would be refused (give no password with encryption='none')"
+            )
+        keys = KeyMaterial.generate()
+        config = RepoConfig(
+            id=secrets.token_hex(16),
+            created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            encryption=cipher,
+            transforms=chain,
+            chunker=chunker or DATA_CHUNKS,
+            pack_size=pack_size,
+            master_key=None if cipher else keys.master.hex(),
+        )
+        repo = cls(store, keys, config, registry, _describe(location, store))
+        if cipher:
+            if callable(password):
+                password = password()
+            if password is None or password == "":
+                raise BadPasswordError("an encrypted repository needs a password")
+            repo.add_password(password)
+        repo.put_object(CONFIG_KEY, ObjectType.CONFIG, config.to_json(), compress=False)
+        return repo
+
+    @classmethod
+    def open(
+        cls,
+        location: Any,
+        *,
+        password: Password = None,
+        store_options: Mapping[str, str] | None = None,
+        plugins: PluginRegistry | None = None,
+        expect_encrypted: bool | None = None,
+    ) -> RepoCore:
+        """Open the repository at ``location``; ``password`` if it is encrypted.
+
+        A repository that turns out not to be encrypted is refused when
+        ``expect_encrypted`` is true (by default: when a password string was given), since
+        an attacker who can write to the store could have replaced an encrypted
+        repository's config and key slots with unencrypted ones (see ``docs/security.md``).
+        """
+        registry = plugins or default_registry()
+        store = open_store(location, store_options, registry)
+        raw = RetryingStore(store)
+        try:
+            config_blob = raw.get(CONFIG_KEY)
+        except KeyNotFoundError:
+            raise RepositoryNotFoundError(
+                f"{_describe(location, store)}: no kvbackup repository here "
+                "(create one with `kvbackup init`)"
+            ) from None
+        slots = sorted(k for k in raw.list(KEYS_PREFIX))
+        if slots:
+            if callable(password):
+                password = password()
+            if password is None:
+                raise BadPasswordError("this repository is encrypted: a password is needed")
+            keys = _unlock(raw, slots, _as_bytes(password))
+        else:
+            keys = None
+        probe = cls._bootstrap_codec(registry, keys)
+        plain = probe.decode(ObjectType.CONFIG, b"config", config_blob, "config")
+        config = RepoConfig.from_json(plain)
+        if config.encryption and keys is None:
+            raise CorruptionError("config: repository is encrypted but has no key slots")
+        if keys is not None:
+            # The config of an encrypted repository must be authenticated by its own cipher:
+            # an unencrypted config next to key slots is a downgrade attempt.
+            if not config.encryption:
+                raise CorruptionError(
+                    "config: says the repository is not encrypted, but it has key slots (tampered?)"
+                )
+            strict = Codec([], probe._resolve, CHECKSUM_KEY, required_auth=config.encryption)
+            strict.decode(ObjectType.CONFIG, b"config", config_blob, "config")
+        if expect_encrypted is None:
+            expect_encrypted = isinstance(password, (str, bytes)) and password != ""
+        if keys is None and expect_encrypted:
+            raise NotEncryptedError(
+                f"{_describe(location, store)}: a password was given, but this repository is "
+                "not encrypted: refusing to use it (if it was made with --encryption none, "
+                "give no password; otherwise its key slots and config have been replaced)"
+            )
+        if keys is None:
+            if not config.master_key:
+                raise CorruptionError("config: no master key in an unencrypted repository")
+            keys = KeyMaterial(bytes.fromhex(config.master_key))
+        return cls(store, keys, config, registry, _describe(location, store))
+
+    @staticmethod
+    def _bootstrap_codec(registry: PluginRegistry, keys: KeyMaterial | None) -> Codec:
+        cache: dict[str, Transform] = {}
+
+        def resolve(name: str) -> Transform:
+            if name not in cache:
+                if keys is None:
+                    raise CorruptionError("config: encrypted, but the repository has no key slots")
+                cache[name] = registry.get("transform", name).factory({}, keys)
+            return cache[name]
+
+        return Codec([], resolve, CHECKSUM_KEY, required_auth=None)
+
+    def make_codec(self, chain: list[dict[str, Any]]) -> Codec:
+        """A codec writing with ``chain`` (transform specs) and reading any known transform."""
+        transforms = [self._transform(spec["name"], spec) for spec in chain]
+        return Codec(transforms, self._transform, CHECKSUM_KEY, self.config.encryption)
+
+    def _transform(self, name: str, spec: Mapping[str, Any] | None = None) -> Transform:
+        options = {k: v for k, v in (spec or {}).items() if k != "name"}
+        cache_key = name + json.dumps(options, sort_keys=True)
+        with self._tlock:
+            if cache_key not in self._transforms:
+                reg = self.registry.get("transform", name)
+                self._transforms[cache_key] = reg.factory(options, self.keys)
+            return self._transforms[cache_key]
+
+    def close(self) -> None:
+        """Release the store and worker threads."""
+        if self._pool:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        self.store.close()
+
+    def __enter__(self) -> RepoCore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def pool(self) -> ThreadPoolExecutor:
+        """Threads for store requests, sized to what the store handles well."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(
+                max_workers=max(2, self.store.concurrency), thread_name_prefix="kvbackup-io"
+            )
+        return self._pool
+
+    # ----------------------------------------------------------------- keys
+
+    def add_password(self, password: str | bytes, label: str = "") -> str:
+        """Add a key slot opening this repository with ``password``; return its id."""
+        if not self.config.encryption:
+            raise KvbackupError("this repository is not encrypted: it has no passwords")
+        slot_id = secrets.token_hex(8)
+        body = wrap_master_key(self.keys, _as_bytes(password), slot_id, label)
+        key = slot_key(slot_id)
+        self.store.put(key, self.codec.encode(ObjectType.KEY_SLOT, key.encode(), body, plain=True))
+        return slot_id
+
+    def key_slots(self) -> list[dict[str, Any]]:
+        """The key slots: id, label, KDF parameters; a damaged slot has ``damaged`` set
+        to what is wrong with it (and no other fields but ``id``)."""
+        out: list[dict[str, Any]] = []
+        for key in sorted(self.store.list(KEYS_PREFIX)):
+            slot_id = slot_id_from_key(key)
+            try:
+                slot = read_slot(self.codec, key, self.store.get(key))
+            except CorruptionError as exc:
+                out.append({"id": slot_id, "damaged": str(exc)})
+                continue
+            out.append(
+                {
+                    "id": slot_id,
+                    "label": slot.get("label", ""),
+                    "kdf": slot["kdf"],
+                    "memory_kib": slot["memory_kib"],
+                    "iterations": slot["iterations"],
+                    "lanes": slot["lanes"],
+                }
+            )
+        return out
+
+    def remove_key_slot(self, slot_id: str) -> None:
+        """Remove a key slot (a damaged one too); the last intact one cannot be removed."""
+        slots = self.key_slots()
+        if slot_id not in {s["id"] for s in slots}:
+            raise KvbackupError(f"no key slot {slot_id!r}")
+        if not any(s["id"] != slot_id and "damaged" not in s for s in slots):
+            raise KvbackupError(
+                "cannot remove the last intact key slot: the repository would be lost"
+            )
+        self.store.delete(slot_key(slot_id))
+
+    # ----------------------------------------------------------------- objects
+
+    def put_object(self, key: str, otype: int, data: bytes, compress: bool = True) -> None:
+        """Store ``data`` as an object of type ``otype`` under ``key``, in its envelope."""
+        codec = self.codec if compress else self._auth_only_codec()
+        self.store.put(key, codec.encode(otype, key.encode(), data))
+
+    def get_object(self, key: str, otype: int) -> bytes:
+        """The payload of the object under ``key``, checked to be of type ``otype``."""
+        return self.codec.decode(otype, key.encode(), self.store.get(key), key)
+
+    def _auth_only_codec(self) -> Codec:
+        chain = [t for t in self.codec.chain if t.authenticates]
+        return Codec(chain, self._transform, CHECKSUM_KEY, self.config.encryption)
+
+    def map_parallel(self, fn: Callable[[Any], T], items: Iterable[Any]) -> list[T]:
+        """``[fn(x) for x in items]`` with the store requests in parallel."""
+        return list(self.pool.map(fn, items))
+
+    # ----------------------------------------------------------------- snapshots
+
+    def snapshots(
+        self,
+        on_error: Callable[[str, KvbackupError], None] | None = None,
+        on_stray: Callable[[str], None] | None = None,
+    ) -> list[Snapshot]:
+        """Every snapshot, complete and incomplete, oldest first.
+
+        A record that cannot be read raises, unless ``on_error`` is given: it is then told
+        (the key and the error) and the snapshot left out; a record deleted after the
+        listing is then left out silently. ``on_stray`` is told of keys under
+        ``snapshots/`` that are not snapshot records.
+        """
+        finals: set[str] = set()
+        opens: set[str] = set()
+        for key in self.store.list(SNAPSHOTS_PREFIX):
+            parsed = parse_snapshot_key(key)
+            if parsed is None:
+                if on_stray is not None:
+                    on_stray(key)
+                continue
+            (finals if parsed[1] else opens).add(parsed[0])
+
+        def load(snapshot_id: str) -> Snapshot | None:
+            final = snapshot_id in finals
+            if on_error is None:
+                return self.load_snapshot(snapshot_id, final)
+            try:
+                return self.load_snapshot(snapshot_id, final)
+            except KeyNotFoundError:
+                return None  # deleted (by prune) after the listing
+            except KvbackupError as exc:
+                on_error(snapshot_key(snapshot_id, final), exc)
+                return None
+
+        loaded = self.map_parallel(load, sorted(finals | opens))
+        return [snap for snap in loaded if snap is not None]
+
+    def load_snapshot(self, snapshot_id: str, final: bool = True) -> Snapshot:
+        """The record of one snapshot (its ``.open`` record unless ``final``)."""
+        key = snapshot_key(snapshot_id, final)
+        snap = Snapshot.from_json(json.loads(self.get_object(key, ObjectType.SNAPSHOT)), key)
+        if snap.id != snapshot_id:
+            raise CorruptionError(f"{key}: record names snapshot {snap.id}")
+        return snap
+
+    def resolve_snapshot(self, spec: str | Snapshot, complete_only: bool = True) -> Snapshot:
+        """The snapshot named ``spec``: ``latest``, an id, or a unique id prefix."""
+        if isinstance(spec, Snapshot):
+            return spec
+        snaps = [s for s in self.snapshots() if s.complete or not complete_only]
+        if spec == "latest":
+            if not snaps:
+                raise SnapshotNotFoundError("the repository has no snapshot yet")
+            return snaps[-1]
+        exact = [s for s in snaps if s.id == spec]
+        if exact:
+            return exact[0]
+        matches = [s for s in snaps if s.id.startswith(spec)]
+        if len(matches) == 1:
+            return matches[0]
+        if not matches:
+            raise SnapshotNotFoundError(f"no snapshot {spec!r}")
+        raise SnapshotNotFoundError(
+            f"{spec!r} matches {len(matches)} snapshots: " + ", ".join(s.id for s in matches[:5])
+        )
+
+    # ----------------------------------------------------------------- index
+
+    def load_index(self, group: str, recover: bool = False) -> tuple[GroupIndex, int]:
+        """The index of ``group``. With ``recover``, packs that no index fragment names
+        (an interrupted backup) are read from their trailers and indexed; returns the
+        index and the number of packs so recovered."""
+        index = GroupIndex()
+        keys = list(self.store.list(index_prefix(group)))
+        for packs in self.map_parallel(self.read_index_fragment, keys):
+            for pack_id, blobs in packs:
+                index.add_pack(pack_id, blobs)
+        if not recover:
+            return index, 0
+        orphans = [
+            pack_id
+            for pack_id in map(pack_id_from_key, self.store.list(packs_prefix(group)))
+            if pack_id is not None and pack_id not in index.packs
+        ]
+
+        def trailer(pack_id: bytes) -> tuple[bytes, list[BlobLocation]] | None:
+            try:
+                return pack_id, self.read_pack_table(group, pack_id)
+            except (CorruptionError, KeyNotFoundError):
+                return None  # an unreadable leftover is not reused; verify reports it
+
+        recovered = [r for r in self.map_parallel(trailer, orphans) if r]
+        for pack_id, blobs in recovered:
+            index.add_pack(pack_id, blobs)
+        if recovered:
+            self.write_index_fragment(group, recovered)
+        return index, len(recovered)
+
+    def read_index_fragment(self, key: str) -> list[tuple[bytes, list[BlobLocation]]]:
+        """The packs an index fragment names, each with its blob table."""
+        return list(decode_fragment(self.get_object(key, ObjectType.INDEX), key))
+
+    def read_pack_table(
+        self, group: str, pack_id: bytes, data: bytes | None = None
+    ) -> list[BlobLocation]:
+        """The blob table of a pack, read from its trailer: from ``data`` (the whole pack)
+        if given, else with ranged reads of the pack's tail."""
+        key = pack_key(group, pack_id)
+        tail = self.store.get_range(key, -_TAIL_GUESS, _TAIL_GUESS) if data is None else data
+        if len(tail) < TRAILER_LEN.size:
+            raise CorruptionError(f"{key}: too short to be a pack")
+        length = trailer_length(tail)
+        if length + TRAILER_LEN.size > len(tail):
+            if data is None:
+                tail = self.store.get_range(key, -(length + TRAILER_LEN.size), 0)
+            if len(tail) < length + TRAILER_LEN.size:
+                raise CorruptionError(f"{key}: trailer length exceeds the pack")
+        envelope = tail[-TRAILER_LEN.size - length : -TRAILER_LEN.size]
+        return decode_trailer(self.codec, key, envelope, pack_id)
+
+    def write_index_fragment(
+        self, group: str, packs: list[tuple[bytes, list[BlobLocation]]]
+    ) -> None:
+        """Write an index fragment naming ``packs`` (each stored already)."""
+        self.put_object(new_index_key(group), ObjectType.INDEX, encode_fragment(packs))
+
+    # ----------------------------------------------------------------- reading chunks
+
+    def fetch_chunks(
+        self, group: str, index: GroupIndex, items: Iterable[tuple[T, bytes]]
+    ) -> Iterator[tuple[T, bytes | KvbackupError]]:
+        """Fetch chunks by id, in order, each verified against its id.
+
+        Nearby chunks of one pack are read with one ranged GET, several GETs in flight (see
+        :mod:`kvbackup.fetch`). A chunk that cannot be had yields a
+        :class:`KvbackupError` in place of its bytes, so the caller decides about the rest.
+        """
+        return fetch_ordered(items, index.get, lambda span: self._read_span(group, span), self.pool)
+
+    def _read_span(self, group: str, span: Span[T]) -> list[tuple[int, T, bytes | KvbackupError]]:
+        if not span.pack_id:
+            return [
+                (n, tag, CorruptionError(f"chunk {cid.hex()}: not in the index of group {group}"))
+                for n, tag, cid, _ in span.items
+            ]
+        key = pack_key(group, span.pack_id)
+        try:
+            data = self.store.get_range(key, span.start, span.size)
+        except KeyNotFoundError:
+            return [
+                (n, tag, CorruptionError(f"{key}: pack missing (needed for chunk {cid.hex()})"))
+                for n, tag, cid, _ in span.items
+            ]
+        out: list[tuple[int, T, bytes | KvbackupError]] = []
+        for n, tag, cid, loc in span.items:
+            assert loc is not None
+            envelope = data[loc.offset - span.start : loc.offset - span.start + loc.length]
+            what = f"chunk {cid.hex()} in {key}"
+            try:
+                out.append((n, tag, self.decode_chunk(loc, envelope, what)))
+            except KvbackupError as exc:
+                out.append((n, tag, exc))
+        return out
+
+    def decode_chunk(self, loc: BlobLocation, envelope: bytes, what: str) -> bytes:
+        """The plain bytes of the chunk ``loc`` from its stored ``envelope``, checked
+        against its id; :class:`CorruptionError` (its message starting with ``what``) if
+        the envelope is short, does not decode, or decodes to other content."""
+        if len(envelope) != loc.length:
+            raise CorruptionError(f"{what}: the pack is shorter than the index says")
+        plain = self.codec.decode(loc.otype, loc.chunk_id, envelope, what)
+        if self.hasher(plain) != loc.chunk_id:
+            raise CorruptionError(f"{what}: content does not match its id")
+        return plain
+
+    def iter_entries(
+        self,
+        snapshot: Snapshot,
+        index: GroupIndex | None = None,
+        on_damage: Callable[[bytes, KvbackupError], None] | None = None,
+    ) -> Iterator[Entry]:
+        """The entries of a snapshot's file list, streamed.
+
+        A file-list chunk that cannot be read raises, unless ``on_damage`` is given: it is
+        then told (the chunk id and why it cannot be read), and the entries after the damage
+        are still read. ``on_damage`` may raise to stop there.
+        """
+        if index is None:
+            index, _ = self.load_index(snapshot.group)
+
+        def chunks() -> Iterator[bytes | None]:
+            items = ((cid, cid) for cid in snapshot.filelist_ids())
+            for cid, data in self.fetch_chunks(snapshot.group, index, items):
+                if isinstance(data, KvbackupError):
+                    if on_damage is None:
+                        raise CorruptionError(f"snapshot {snapshot.id}: file list: {data}")
+                    on_damage(cid, data)
+                    yield None
+                else:
+                    yield data
+
+        return read_entries(chunks())
+
+
+def _as_bytes(password: str | bytes) -> bytes:
+    return password.encode() if isinstance(password, str) else password
+
+
+def _unlock(store: Store, slots: list[str], password: bytes) -> KeyMaterial:
+    def no_transforms(name: str) -> Transform:
+        raise PluginError(f"key slot: unexpected transform {name!r}")
+
+    checker = Codec([], no_transforms, CHECKSUM_KEY)
+    return unlock(checker, ((key, store.get(key)) for key in slots), password)
+
+
+def _describe(location: Any, store: Store) -> str:
+    if isinstance(location, (str, os.PathLike)):
+        return os.fspath(location)
+    return store.description
