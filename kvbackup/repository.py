@@ -40,7 +40,7 @@ class Repository:
     and tests that need it; it is not part of the stable API.
     """
 
-    def __init__(self, core: RepoCore):
+    def __init__(self, core: RepoCore) -> None:
         self.core = core
 
     # ----------------------------------------------------------------- opening

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -48,7 +49,7 @@ def craft_snapshot(repo: Repository, entries: list[tuple[bytes, str, bytes]]) ->
     ids = [ref.id for ref in refs if ref.id is not None]
     snap = Snapshot(
         id="20300101T000000Z",
-        time="2030-01-01T00:00:00Z",
+        time=datetime(2030, 1, 1, tzinfo=timezone.utc),
         host="evil",
         user="",
         source="/evil",

@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import stat
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from helpers import cli_env, kvbackup
 
 from kvbackup import Repository
 from kvbackup.errors import BadPasswordError
+from kvbackup.format.envelope import ObjectType
 
 FIXTURES = Path(__file__).parent / "fixtures"
 MANIFEST = json.loads((FIXTURES / "repo-v0.1.0.manifest.json").read_text())
@@ -76,6 +78,15 @@ def test_old_repository_opens_and_lists_its_snapshots(old_repo: Path) -> None:
     ]
     assert snaps[0].group == snaps[1].group
     assert all(s.source == MANIFEST["source"] for s in snaps)
+
+
+def test_snapshot_times_are_datetimes_written_back_exactly_as_stored(old_repo: Path) -> None:
+    with Repository.open(str(old_repo), password=MANIFEST["password"]) as repo:
+        for snap in repo.snapshots():
+            stored = json.loads(repo.core.get_object(f"snapshots/{snap.id}", ObjectType.SNAPSHOT))
+            assert isinstance(snap.time, datetime) and snap.time.utcoffset() == timedelta(0)
+            assert isinstance(snap.end_time, datetime) and snap.end_time >= snap.time
+            assert snap.to_json() == stored
 
 
 def test_old_repository_is_refused_with_a_wrong_password(old_repo: Path) -> None:

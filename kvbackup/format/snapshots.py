@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
 from ..errors import CorruptionError
@@ -17,6 +18,8 @@ from .layout import is_snapshot_id
 
 INCOMPLETE = "incomplete"
 COMPLETE = "complete"
+#: How times are written in snapshot records (UTC, to the second).
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
 def timestamp_id(t: float) -> str:
@@ -29,7 +32,7 @@ class Snapshot:
     """One backup: what, when, where it is stored, and how it went."""
 
     id: str
-    time: str
+    time: datetime
     host: str
     user: str
     source: str
@@ -39,7 +42,7 @@ class Snapshot:
     parent: str | None = None
     resumes: str | None = None
     full: bool = False
-    end_time: str | None = None
+    end_time: datetime | None = None
     filelist: list[str] = field(default_factory=list)
     stats: dict[str, int] = field(default_factory=dict)
     skipped: list[dict[str, str]] = field(default_factory=list)
@@ -50,12 +53,18 @@ class Snapshot:
         return self.state == COMPLETE
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        """The record as stored (times as ``YYYY-mm-ddTHH:MM:SSZ`` strings)."""
+        data = asdict(self)
+        data["time"] = format_time(self.time)
+        data["end_time"] = format_time(self.end_time) if self.end_time else None
+        return data
 
     @classmethod
     def from_json(cls, data: Any, what: str) -> Snapshot:
         try:
             snap = cls(**data)
+            snap.time = parse_time(data["time"])
+            snap.end_time = None if snap.end_time is None else parse_time(data["end_time"])
             if not is_snapshot_id(snap.id) or snap.state not in (INCOMPLETE, COMPLETE):
                 raise ValueError("bad id or state")
             if not re.match(r"^[0-9a-f]{16}$", snap.group):
@@ -71,5 +80,15 @@ class Snapshot:
         return [bytes.fromhex(c) for c in self.filelist]
 
 
-def iso_utc(t: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+def utc_time(t: float) -> datetime:
+    """The UTC time ``t`` (seconds since the epoch), to the second, as records keep it."""
+    return datetime.fromtimestamp(int(t), timezone.utc)
+
+
+def format_time(when: datetime) -> str:
+    return when.astimezone(timezone.utc).strftime(TIME_FORMAT)
+
+
+def parse_time(text: str) -> datetime:
+    """A record's time; ``ValueError`` (or ``TypeError``) if it is not one."""
+    return datetime.strptime(text, TIME_FORMAT).replace(tzinfo=timezone.utc)

@@ -27,7 +27,7 @@ from ..format.envelope import ObjectType
 from ..format.filelist import FileListWriter
 from ..format.index import GroupIndex
 from ..format.layout import snapshot_key
-from ..format.snapshots import COMPLETE, Snapshot, iso_utc, timestamp_id
+from ..format.snapshots import COMPLETE, Snapshot, timestamp_id, utc_time
 from ..sources import DIR, FILE, KINDS, Entry, Source, check_relative_path
 
 MAX_SKIPPED_RECORDED = 1000
@@ -244,7 +244,7 @@ def _run(
             resumes = in_group[-1]
     snap = Snapshot(
         id=timestamp_id(started),
-        time=iso_utc(started),
+        time=utc_time(started),
         host=host,
         user=_user(),
         source=source.identity,
@@ -341,7 +341,7 @@ def _run(
             + (f" ({resumed_packs} packs recovered from their trailers)" if resumed_packs else "")
         )
     snap.state = COMPLETE
-    snap.end_time = iso_utc(time.time())
+    snap.end_time = utc_time(time.time())
     snap.stats = asdict(stats)
     snap.skipped = [{"path": p, "error": e} for p, e in skipped[:MAX_SKIPPED_RECORDED]]
     repo.put_object(
