@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from ..errors import ExitCode, RepositoryNotFoundError
+from ..repository import Repository
 from .common import (
     emit_json,
     get_repo_options,
@@ -45,8 +46,6 @@ def command(
     **kwargs: Any,
 ) -> None:
     """Back SOURCE up. Incremental unless --full; exits 3 if some files were unreadable."""
-    from ..repository import Repository
-
     opts = get_repo_options(kwargs)
     try:
         repo = opts.open()

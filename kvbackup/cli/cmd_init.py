@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from ..errors import NotEncryptedError
+from ..repository import Repository
 from .common import emit_json, get_repo_options, json_option, repo_options
 
 
@@ -33,8 +34,6 @@ def command(
     **kwargs: Any,
 ) -> None:
     """Create a repository at REPO (a path or URL)."""
-    from ..repository import Repository
-
     opts = get_repo_options(kwargs)
     opts.repo = repo_arg or opts.repo
     location, _ = opts.location()

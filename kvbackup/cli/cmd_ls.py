@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from ..errors import PathNotFoundError
 from .common import emit_json, get_repo_options, json_option, repo_options
 
 _TYPE = {"file": "-", "dir": "d", "symlink": "l"}
@@ -25,8 +26,6 @@ def command(
     snapshot: str, path: str | None, long_format: bool, as_json: bool, **kwargs: Any
 ) -> None:
     """List the entries of SNAPSHOT, or those under PATH."""
-    from ..errors import PathNotFoundError
-
     repo = get_repo_options(kwargs).open()
     prefix = os.fsencode(path.strip("/")) if path else b""
     found = not prefix

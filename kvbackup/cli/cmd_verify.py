@@ -17,11 +17,10 @@ from .common import (
     running,
     warn,
 )
+from .parsing import parse_duration, parse_percent
 
 
 def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
-    from .parsing import parse_duration
-
     try:
         return parse_duration(value)
     except ValueError as exc:
@@ -29,8 +28,6 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
 
 
 def _percent(ctx: click.Context, param: click.Parameter, value: str) -> float:
-    from .parsing import parse_percent
-
     try:
         return parse_percent(value)
     except ValueError as exc:

@@ -12,7 +12,10 @@ from typing import Any, TypeVar
 import click
 
 from ..errors import KvbackupError, RepositoryNotFoundError
+from ..repository import Repository
+from .progress import TerminalProgress
 from .settings import password_getter, password_source, resolve_repository
+from .sizes import human_size
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -35,8 +38,6 @@ class RepoOptions:
         return password_source(self.password_file, self.password_command)
 
     def open(self) -> Any:
-        from ..repository import Repository
-
         location, is_default = self.location()
         try:
             return Repository.open(
@@ -121,14 +122,6 @@ def emit_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
 
 
-def human_size(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"
-
-
 def requests_line(requests: dict[str, int]) -> str:
     return (
         f"requests: GET {requests['get']}, PUT {requests['put']}, LIST {requests['list']}, "
@@ -147,8 +140,6 @@ def running(repo: Any, show_progress: bool) -> Iterator[Any]:
     terminal, else ``None``); stops it and closes the repository afterwards."""
     progress = None
     if show_progress and sys.stderr.isatty():
-        from .progress import TerminalProgress
-
         progress = TerminalProgress()
     try:
         yield progress

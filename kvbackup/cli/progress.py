@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..core.progress import ProgressEvent
+from .sizes import human_size
 
 
 class TerminalProgress:
@@ -19,8 +20,6 @@ class TerminalProgress:
         self._status.start()
 
     def __call__(self, event: ProgressEvent) -> None:
-        from .common import human_size
-
         path = event.path if len(event.path) < 60 else "…" + event.path[-59:]
         self._status.update(
             f"{event.phase}: {event.files} files, {human_size(event.bytes)}"

@@ -503,7 +503,7 @@ class RepoCore:
         """Fetch chunks by id, in order, each verified against its id.
 
         Nearby chunks of one pack are read with one ranged GET, several GETs in flight (see
-        :mod:`kvbackup.fetch`). A chunk that cannot be had yields a
+        :mod:`kvbackup.core.fetch`). A chunk that cannot be had yields a
         :class:`KvbackupError` in place of its bytes, so the caller decides about the rest.
         """
         return fetch_ordered(items, index.get, lambda span: self._read_span(group, span), self.pool)
