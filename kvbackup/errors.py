@@ -22,6 +22,7 @@ class ExitCode:
     NOT_FOUND = 15
     DIFFERENCES = 16  # verify --full found differences
     PLUGIN = 17
+    CONFIG = 18  # a config file that cannot be used, or a profile it does not have
 
 
 class KvbackupError(Exception):
@@ -107,6 +108,12 @@ class LockedError(KvbackupError):
     """Another process holds the repository's exclusive lock."""
 
     exit_code = ExitCode.LOCKED
+
+
+class ConfigError(KvbackupError):
+    """The config file is unreadable, not TOML, holds unknown keys, or lacks the profile."""
+
+    exit_code = ExitCode.CONFIG
 
 
 class SourceError(KvbackupError):

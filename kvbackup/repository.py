@@ -22,8 +22,11 @@ from .format.packs import DEFAULT_PACK_SIZE
 from .format.snapshots import Snapshot
 from .ops.backup import BackupResult, run_backup
 from .ops.cat import cat_file
+from .ops.copy import CopyResult, run_copy
 from .ops.diff import DiffResult, run_diff
+from .ops.find import FindMatch, NamePattern, find_chunks, find_names
 from .ops.fullverify import FullVerifyResult, run_verify_full
+from .ops.mount.tree import DEFAULT_CACHE_BYTES, SnapshotTree
 from .ops.restore import RestoreResult, run_restore
 from .ops.stats import Stats, repository_stats, snapshot_stats
 from .ops.verify import DEFAULT_MAX_AGE, VerifyResult, run_verify
@@ -254,3 +257,52 @@ class Repository:
         """The content of the file ``path`` of ``snapshot``, as a stream of verified chunks
         (``b"".join(repo.cat(...))`` for the bytes)."""
         return cat_file(self.core, self.resolve_snapshot(snapshot), path)
+
+    # ----------------------------------------------------------------- day-to-day use
+
+    def _chosen(self, snapshots: Iterable[str | Snapshot] | None) -> list[Snapshot]:
+        if snapshots is None:
+            return [s for s in self.snapshots() if s.complete]
+        return [self.resolve_snapshot(s) for s in snapshots]
+
+    def find(
+        self,
+        patterns: Iterable[str],
+        *,
+        snapshots: Iterable[str | Snapshot] | None = None,
+        ignore_case: bool = False,
+        newest_ns: int | None = None,
+        oldest_ns: int | None = None,
+    ) -> Iterator[FindMatch]:
+        """Entries whose name matches one of the glob ``patterns`` (a pattern with ``/``:
+        whose path), in ``snapshots`` (default: every complete one), modified within
+        ``[oldest_ns, newest_ns]``; see :mod:`kvbackup.ops.find`."""
+        pattern = NamePattern(patterns, ignore_case)
+        return find_names(self.core, self._chosen(snapshots), pattern, newest_ns, oldest_ns)
+
+    def find_chunks(
+        self, chunk_ids: Iterable[str], *, snapshots: Iterable[str | Snapshot] | None = None
+    ) -> Iterator[FindMatch]:
+        """Files holding a chunk whose hex id starts with one of ``chunk_ids``."""
+        return find_chunks(self.core, self._chosen(snapshots), chunk_ids)
+
+    def copy_from(
+        self,
+        source: Repository,
+        snapshots: Iterable[str | Snapshot] | None = None,
+        *,
+        progress: Progress | None = None,
+    ) -> CopyResult:
+        """Copy ``snapshots`` (default: every complete one) of ``source`` into this
+        repository, skipping those it has; see :mod:`kvbackup.ops.copy`."""
+        chosen = None if snapshots is None else source._chosen(snapshots)
+        return run_copy(source.core, self.core, chosen, progress=progress)
+
+    def browse(self, cache_bytes: int = DEFAULT_CACHE_BYTES) -> SnapshotTree:
+        """The snapshots as a read-only folder tree (what ``kvbackup mount`` serves)."""
+        return SnapshotTree(self.core, cache_bytes=cache_bytes)
+
+    @property
+    def requests(self) -> dict[str, int]:
+        """The store requests made so far: GET, PUT, LIST and DELETE counts, bytes moved."""
+        return self.core.counts.as_dict()

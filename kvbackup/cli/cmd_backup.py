@@ -13,6 +13,7 @@ from .common import (
     get_repo_options,
     human_size,
     json_option,
+    json_progress_option,
     repo_options,
     requests_line,
     running,
@@ -21,7 +22,7 @@ from .common import (
 
 
 @click.command("backup")
-@click.argument("source", type=click.Path(exists=True, file_okay=False))
+@click.argument("source", required=False, type=click.Path(exists=True, file_okay=False))
 @repo_options
 @click.option("--full", is_flag=True, help="Start a new group: upload everything afresh.")
 @click.option("--rehash", is_flag=True, help="Read every file, even those that look unchanged.")
@@ -34,6 +35,7 @@ from .common import (
 @click.option("--tag", "tags", multiple=True, help="Tag the snapshot (repeatable).")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
 @json_option
+@json_progress_option
 def command(
     source: str,
     full: bool,
@@ -45,7 +47,16 @@ def command(
     as_json: bool,
     **kwargs: Any,
 ) -> None:
-    """Back SOURCE up. Incremental unless --full; exits 3 if some files were unreadable."""
+    """Back SOURCE up. Incremental unless --full; exits 3 if some files were unreadable.
+
+    \b
+    Example:
+      kvbackup backup ~/Documents --repo /mnt/usb/backups --tag daily
+    """
+
+    if source is None:
+        run_profile_sources(click.get_current_context())
+        return
     opts = get_repo_options(kwargs)
     try:
         repo = opts.open()
@@ -58,7 +69,7 @@ def command(
         )
         if not quiet:
             click.echo(f"created the default repository at {location}", err=True)
-    with running(repo, not (quiet or as_json)) as progress:
+    with running(repo, not (quiet or as_json), scan=source) as progress:
         result = repo.backup(
             source,
             full=full,
@@ -98,3 +109,19 @@ def command(
         if not as_json:
             warn(f"{len(result.skipped)} entries could not be read; the snapshot lists them")
         raise SystemExit(ExitCode.PARTIAL)
+
+
+def run_profile_sources(ctx: click.Context) -> None:
+    """Back up each source of the profile (``kvbackup -p NAME backup``), one after the
+    other; exit with the worst status."""
+    sources = (ctx.default_map or {}).get("sources") or []
+    if not sources:
+        raise click.UsageError("give SOURCE, or a profile (-p NAME) that lists sources")
+    worst = 0
+    for one in sources:
+        try:
+            ctx.invoke(command, **{**ctx.params, "source": one})
+        except SystemExit as exc:
+            worst = max(worst, int(exc.code or 0))
+    if worst:
+        raise SystemExit(worst)

@@ -15,7 +15,12 @@ from .common import get_repo_options, repo_options
 @click.argument("path")
 @repo_options
 def command(snapshot: str, path: str, **kwargs: Any) -> None:
-    """Write the file PATH of SNAPSHOT to standard output, byte for byte."""
+    """Write the file PATH of SNAPSHOT to standard output, byte for byte.
+
+    \b
+    Example:
+      kvbackup cat latest docs/report.txt > report.txt
+    """
     repo = get_repo_options(kwargs).open()
     out = sys.stdout.buffer
     try:

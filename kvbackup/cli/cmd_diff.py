@@ -21,6 +21,10 @@ def command(before: str, after: str, as_json: bool, **kwargs: Any) -> None:
 
     One line per entry: + added, - removed, M modified (content, type or link target),
     m metadata only (mode, mtime, owner).
+
+    \b
+    Example:
+      kvbackup diff 20261120T020000Z latest
     """
     repo = get_repo_options(kwargs).open()
     try:

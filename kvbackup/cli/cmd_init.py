@@ -33,7 +33,13 @@ def command(
     as_json: bool,
     **kwargs: Any,
 ) -> None:
-    """Create a repository at REPO (a path or URL)."""
+    """Create a repository at REPO (a path or URL).
+
+    \b
+    Example:
+      kvbackup init --repo s3://bucket/backups --encryption aes-256-gcm
+    """
+
     opts = get_repo_options(kwargs)
     opts.repo = repo_arg or opts.repo
     location, _ = opts.location()

@@ -14,14 +14,24 @@ from .settings import read_password_file
 
 @click.group("key")
 def command() -> None:
-    """Manage the passwords (key slots) of an encrypted repository."""
+    """Manage the passwords (key slots) of an encrypted repository.
+
+    \b
+    Example:
+      kvbackup key add --label laptop
+    """
 
 
 @command.command("list")
 @repo_options
 @json_option
 def list_keys(as_json: bool, **kwargs: Any) -> None:
-    """List the key slots (a damaged slot is listed as such)."""
+    """List the key slots (a damaged slot is listed as such).
+
+    \b
+    Example:
+      kvbackup key list --json
+    """
     repo = get_repo_options(kwargs).open()
     try:
         slots = repo.key_slots()
@@ -50,7 +60,12 @@ def list_keys(as_json: bool, **kwargs: Any) -> None:
 )
 @click.option("--label", default="", help="A note to tell this slot apart (stored in the clear).")
 def add_key(new_password_file: str | None, label: str, **kwargs: Any) -> None:
-    """Add a password that opens the repository."""
+    """Add a password that opens the repository.
+
+    \b
+    Example:
+      kvbackup key add --label "second admin"
+    """
     if new_password_file is not None:
         new = read_password_file(new_password_file)
     elif sys.stdin is not None and sys.stdin.isatty():
@@ -71,7 +86,12 @@ def add_key(new_password_file: str | None, label: str, **kwargs: Any) -> None:
 @click.argument("slot_id")
 @repo_options
 def remove_key(slot_id: str, **kwargs: Any) -> None:
-    """Remove key slot SLOT_ID (never the last intact one)."""
+    """Remove key slot SLOT_ID (never the last intact one).
+
+    \b
+    Example:
+      kvbackup key remove 3f2a9c01d4e5b6a7
+    """
     repo = get_repo_options(kwargs).open()
     try:
         repo.remove_key_slot(slot_id)

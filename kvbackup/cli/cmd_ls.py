@@ -25,7 +25,13 @@ _TYPE_BITS = {"file": stat.S_IFREG, "dir": stat.S_IFDIR, "symlink": stat.S_IFLNK
 def command(
     snapshot: str, path: str | None, long_format: bool, as_json: bool, **kwargs: Any
 ) -> None:
-    """List the entries of SNAPSHOT, or those under PATH."""
+    """List the entries of SNAPSHOT, or those under PATH.
+
+    \b
+    Example:
+      kvbackup ls latest docs --long
+    """
+
     repo = get_repo_options(kwargs).open()
     prefix = os.fsencode(path.strip("/")) if path else b""
     found = not prefix

@@ -13,7 +13,12 @@ from .common import emit_json, json_option
 @click.command("plugins")
 @json_option
 def command(as_json: bool) -> None:
-    """List every registered source, store and transform, and where it comes from."""
+    """List every registered source, store and transform, and where it comes from.
+
+    \b
+    Example:
+      kvbackup plugins --json
+    """
     registry = default_registry()
     rows: list[dict[str, Any]] = []
     for kind in ("source", "store", "transform"):

@@ -12,6 +12,7 @@ from .common import (
     get_repo_options,
     human_size,
     json_option,
+    json_progress_option,
     repo_options,
     requests_line,
     running,
@@ -28,6 +29,7 @@ from .common import (
 @click.option("--exclude", multiple=True, help="Leave out entries matching this glob.")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
 @json_option
+@json_progress_option
 def command(
     snapshot: str,
     target: str,
@@ -41,10 +43,16 @@ def command(
     """Restore SNAPSHOT (an id, a unique prefix, or 'latest') into TARGET.
 
     With PATHS, only those files or folders (and what they contain) are restored.
+
+    \b
+    Example:
+      kvbackup restore latest /tmp/restored docs/report.txt
     """
     opts = get_repo_options(kwargs)
     repo = opts.open()
-    with running(repo, not (quiet or as_json)) as progress:
+    whole = not (paths or include or exclude)
+    totals = (lambda: snapshot_totals(repo, snapshot)) if whole else None
+    with running(repo, not (quiet or as_json), totals=totals) as progress:
         result = repo.restore(
             snapshot, target, paths=paths, include=include, exclude=exclude, progress=progress
         )
@@ -61,3 +69,11 @@ def command(
         click.echo(f"  {requests_line(result.requests)}")
     if result.errors:
         raise SystemExit(ExitCode.CORRUPT)
+
+
+def snapshot_totals(repo: Any, snapshot: str) -> tuple[int, int] | None:
+    """The files and bytes a backup recorded for ``snapshot`` (what a restore writes)."""
+    stats = repo.resolve_snapshot(snapshot).stats
+    if "files" in stats and "bytes" in stats:
+        return int(stats["files"]), int(stats["bytes"])
+    return None

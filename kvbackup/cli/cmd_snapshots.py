@@ -13,7 +13,12 @@ from .common import emit_json, get_repo_options, human_size, json_option, repo_o
 @repo_options
 @json_option
 def command(as_json: bool, **kwargs: Any) -> None:
-    """List the snapshots, oldest first."""
+    """List the snapshots, oldest first.
+
+    \b
+    Example:
+      kvbackup snapshots --repo /mnt/usb/backups --json
+    """
     repo = get_repo_options(kwargs).open()
     try:
         snaps = repo.snapshots()

@@ -18,6 +18,10 @@ def command(snapshot: str | None, as_json: bool, **kwargs: Any) -> None:
 
     Logical size is what the files weigh; unique size what is left after deduplication;
     stored size what the store holds for them (compressed, encrypted).
+
+    \b
+    Example:
+      kvbackup stats latest
     """
     repo = get_repo_options(kwargs).open()
     try:

@@ -12,6 +12,7 @@ from .common import (
     get_repo_options,
     human_size,
     json_option,
+    json_progress_option,
     repo_options,
     requests_line,
     running,
@@ -68,6 +69,7 @@ def _percent(ctx: click.Context, param: click.Parameter, value: str) -> float:
 )
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but problems.")
 @json_option
+@json_progress_option
 def command(
     args: tuple[str, ...],
     full: bool,
@@ -84,6 +86,10 @@ def command(
     Packs verified within --max-age are not read again (a local record keeps track).
     With --full SOURCE, or --full SNAPSHOT SOURCE: restore and compare with SOURCE on
     disk, print every difference and exit 16 if there is one.
+
+    \b
+    Example:
+      kvbackup verify --read-data-subset 10%
     """
     if full and not 1 <= len(args) <= 2:
         raise click.UsageError("verify --full takes [SNAPSHOT] SOURCE")

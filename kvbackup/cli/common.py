@@ -6,14 +6,15 @@ import contextlib
 import json
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import click
 
 from ..errors import KvbackupError, RepositoryNotFoundError
 from ..repository import Repository
-from .progress import TerminalProgress
+from .profiles import Profile
+from .progress import JsonProgress, ProgressReporter, TerminalProgress
 from .settings import password_getter, password_source, resolve_repository
 from .sizes import human_size
 
@@ -26,15 +27,28 @@ class RepoOptions:
     password_file: str | None
     password_command: str | None
     store_options: dict[str, str]
+    #: The profile chosen with ``--profile``: it overrides the environment, flags override it.
+    profile: Profile | None = None
+    flag_store_options: dict[str, str] = field(default_factory=dict)
 
     def location(self) -> tuple[str, bool]:
+        if not self.repo and self.profile and self.profile.get("repository"):
+            return str(self.profile.get("repository")), False
         return resolve_repository(self.repo)
 
     def password(self, new: bool = False) -> Callable[[], str]:
+        if not (self.password_file or self.password_command) and self.profile:
+            from_profile = self.profile.password_getter()
+            if from_profile:
+                return from_profile[0]
         return password_getter(self.password_file, self.password_command, new=new)
 
     def password_source(self) -> str | None:
-        """Where a configured password comes from (flag or environment), if anywhere."""
+        """Where a configured password comes from (flag, profile or environment), if anywhere."""
+        if not (self.password_file or self.password_command) and self.profile:
+            from_profile = self.profile.password_getter()
+            if from_profile:
+                return self.profile.origin(from_profile[1])
         return password_source(self.password_file, self.password_command)
 
     def open(self) -> Any:
@@ -65,6 +79,9 @@ def _parse_store_options(
             raise click.BadParameter(f"expected key=value, got {item!r}")
         out[key] = value
     return out
+
+
+parse_store_options = _parse_store_options
 
 
 def repo_options(fn: F) -> F:
@@ -106,12 +123,27 @@ def repo_options(fn: F) -> F:
 
 
 def get_repo_options(kwargs: dict[str, Any]) -> RepoOptions:
+    """The repository options of a command, with the profile (if any) filled in."""
+    profile = current_profile()
+    flag_options = kwargs.pop("store_options")
+    store_options = dict(profile.get("store_options") or {}) if profile else {}
+    store_options = {k: str(v) for k, v in store_options.items()}
+    store_options.update(flag_options)
     return RepoOptions(
         repo=kwargs.pop("repo"),
         password_file=kwargs.pop("password_file"),
         password_command=kwargs.pop("password_command"),
-        store_options=kwargs.pop("store_options"),
+        store_options=store_options,
+        profile=profile,
+        flag_store_options=flag_options,
     )
+
+
+def current_profile() -> Profile | None:
+    """The profile given to ``kvbackup --profile NAME``, if any."""
+    ctx = click.get_current_context(silent=True)
+    obj = ctx.find_root().obj if ctx else None
+    return getattr(obj, "profile", None)
 
 
 def json_option(fn: F) -> F:
@@ -134,14 +166,52 @@ def warn(message: str) -> None:
     click.echo(f"kvbackup: warning: {message}", err=True)
 
 
+JSON_PROGRESS = "kvbackup.json_progress"
+
+
+def _set_json_progress(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.meta[JSON_PROGRESS] = True
+
+
+def json_progress_option(fn: F) -> F:
+    """Add --json-progress: progress events as JSON lines on stderr (see :func:`running`)."""
+    return click.option(
+        "--json-progress",
+        is_flag=True,
+        expose_value=False,
+        callback=_set_json_progress,
+        help="Stream progress events to stderr as JSON lines.",
+    )(fn)
+
+
 @contextlib.contextmanager
-def running(repo: Any, show_progress: bool) -> Iterator[Any]:
-    """Use ``repo`` for one operation: yields a progress callback (a status line on a
-    terminal, else ``None``); stops it and closes the repository afterwards."""
-    progress = None
-    if show_progress and sys.stderr.isatty():
-        progress = TerminalProgress()
+def running(
+    repo: Any,
+    show_progress: bool,
+    scan: str | None = None,
+    totals: Callable[[], tuple[int, int] | None] | None = None,
+) -> Iterator[Any]:
+    """Use ``repo`` for one operation: yields a progress callback (JSON lines with
+    --json-progress; a progress bar on a terminal, unless ``show_progress`` is false; else
+    ``None``); stops it and closes the repository afterwards.
+
+    Totals for the display come from the events, from a scan of the folder ``scan`` running
+    ahead of the work, or from ``totals()`` (called only if progress is shown).
+    """
+    progress: ProgressReporter | None = None
+    ctx = click.get_current_context(silent=True)
     try:
+        if ctx is not None and ctx.meta.get(JSON_PROGRESS):
+            progress = JsonProgress()
+        elif show_progress and sys.stderr.isatty():
+            progress = TerminalProgress()
+        if progress is not None and scan is not None:
+            progress.scan_ahead(scan)
+        if progress is not None and totals is not None:
+            known = totals()
+            if known:
+                progress.set_total(*known)
         yield progress
     finally:
         if progress:

@@ -10,6 +10,7 @@ import click
 
 from .. import __version__
 from ..errors import ExitCode, KvbackupError
+from .profiles import CliState, load_profile
 
 
 class KvbackupGroup(click.Group):
@@ -46,23 +47,51 @@ def _one_line(exc: BaseException) -> str:
 
 @click.group(cls=KvbackupGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="kvbackup")
-def cli() -> None:
+@click.option(
+    "--profile",
+    "-p",
+    "profile_name",
+    metavar="NAME",
+    help="Use the settings of [profiles.NAME] in the config file (flags still win).",
+)
+@click.option(
+    "--config",
+    "config_path",
+    metavar="FILE",
+    help="The config file (default: $KVBACKUP_CONFIG, then $XDG_CONFIG_HOME/kvbackup/config.toml).",
+)
+@click.pass_context
+def cli(ctx: click.Context, profile_name: str | None, config_path: str | None) -> None:
     """Deduplicated, incremental, compressed and encrypted backups into any key/value store.
 
     Exit codes: 0 success, 3 partial (some files unreadable), 10 no repository,
     11 wrong password, 12 corrupt repository, 13 store failure, 15 not found,
-    16 differences found, 1 other errors.
+    16 differences found, 17 plugin missing, 18 bad config file or profile, 1 other errors.
+
+    \b
+    Example:
+      kvbackup -p home backup      # the repository, password and sources of a profile
     """
+    state = CliState(config_path=config_path)
+    if profile_name:
+        state.profile = load_profile(profile_name, config_path)
+        ctx.default_map = state.profile.command_defaults()
+    ctx.obj = state
 
 
 def _register() -> None:
     from . import (
         cmd_backup,
         cmd_cat,
+        cmd_completion,
+        cmd_config,
+        cmd_copy,
         cmd_diff,
+        cmd_find,
         cmd_init,
         cmd_key,
         cmd_ls,
+        cmd_mount,
         cmd_plugins,
         cmd_restore,
         cmd_snapshots,
@@ -76,12 +105,17 @@ def _register() -> None:
         cmd_restore,
         cmd_snapshots,
         cmd_ls,
+        cmd_find,
         cmd_cat,
         cmd_diff,
         cmd_stats,
         cmd_verify,
+        cmd_copy,
+        cmd_mount,
         cmd_plugins,
         cmd_key,
+        cmd_config,
+        cmd_completion,
     ):
         cli.add_command(module.command)
 

@@ -15,6 +15,14 @@ REPO_ENV = "KVBACKUP_REPO"
 PASSWORD_ENV = "KVBACKUP_PASSWORD"
 PASSWORD_FILE_ENV = "KVBACKUP_PASSWORD_FILE"
 PASSWORD_COMMAND_ENV = "KVBACKUP_PASSWORD_COMMAND"
+#: The environment variables giving a password, a password file and a password command.
+PASSWORD_ENVS = (PASSWORD_ENV, PASSWORD_FILE_ENV, PASSWORD_COMMAND_ENV)
+#: The same for the repository copied from (``kvbackup copy``), as restic names them.
+FROM_PASSWORD_ENVS = (
+    "KVBACKUP_FROM_PASSWORD",
+    "KVBACKUP_FROM_PASSWORD_FILE",
+    "KVBACKUP_FROM_PASSWORD_COMMAND",
+)
 
 
 def default_repository() -> str:
@@ -34,7 +42,11 @@ def resolve_repository(flag: str | None) -> tuple[str, bool]:
     return default_repository(), True
 
 
-def password_source(password_file: str | None, password_command: str | None) -> str | None:
+def password_source(
+    password_file: str | None,
+    password_command: str | None,
+    env: tuple[str, str, str] = PASSWORD_ENVS,
+) -> str | None:
     """The configured, non-interactive source of the password (a flag or an environment
     variable), or ``None`` if there is none (a terminal prompt may then be used).
 
@@ -45,14 +57,18 @@ def password_source(password_file: str | None, password_command: str | None) -> 
         return "--password-file"
     if password_command:
         return "--password-command"
-    for name in (PASSWORD_ENV, PASSWORD_FILE_ENV, PASSWORD_COMMAND_ENV):
+    for name in env:
         if os.environ.get(name):
             return name
     return None
 
 
 def password_getter(
-    password_file: str | None, password_command: str | None, new: bool = False
+    password_file: str | None,
+    password_command: str | None,
+    new: bool = False,
+    env: tuple[str, str, str] = PASSWORD_ENVS,
+    what: str = "Repository password",
 ) -> Callable[[], str]:
     """A function that finds the password when it is needed (and only then).
 
@@ -61,17 +77,19 @@ def password_getter(
     (twice for a new password).
     """
 
+    password_env, file_env, command_env = env
+
     def get() -> str:
         if password_file:
             return read_password_file(password_file)
         if password_command:
             return _run_command(password_command)
-        if os.environ.get(PASSWORD_ENV):
-            return os.environ[PASSWORD_ENV]
-        if os.environ.get(PASSWORD_FILE_ENV):
-            return read_password_file(os.environ[PASSWORD_FILE_ENV])
-        if os.environ.get(PASSWORD_COMMAND_ENV):
-            return _run_command(os.environ[PASSWORD_COMMAND_ENV])
+        if os.environ.get(password_env):
+            return os.environ[password_env]
+        if os.environ.get(file_env):
+            return read_password_file(os.environ[file_env])
+        if os.environ.get(command_env):
+            return _run_command(os.environ[command_env])
         if sys.stdin is not None and sys.stdin.isatty():
             if new:
                 return str(
@@ -82,10 +100,11 @@ def password_getter(
                         err=True,
                     )
                 )
-            return str(click.prompt("Repository password", hide_input=True, err=True))
+            return str(click.prompt(what, hide_input=True, err=True))
+        flags = "--from-password-file" if password_env != PASSWORD_ENV else "--password-file"
         raise BadPasswordError(
-            "a password is needed: set KVBACKUP_PASSWORD or KVBACKUP_PASSWORD_FILE, or pass "
-            "--password-file or --password-command"
+            f"a password is needed: set {password_env} or {file_env}, or pass "
+            f"{flags} or {flags.replace('file', 'command')}"
         )
 
     return get

@@ -15,6 +15,9 @@ class ProgressEvent:
     bytes: int = 0
     bytes_read: int = 0
     path: str = ""
+    #: What the whole run will cover, when known (``None``: not known, or not yet).
+    total_files: int | None = None
+    total_bytes: int | None = None
 
 
 Progress = Callable[[ProgressEvent], None]

@@ -47,6 +47,9 @@ class Snapshot:
     stats: dict[str, int] = field(default_factory=dict)
     skipped: list[dict[str, str]] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
+    #: Set on a copy (``kvbackup copy``): the repository id and snapshot id it was copied
+    #: from, carried over when a copy is copied again. Absent on a snapshot made by backup.
+    original: dict[str, str] | None = None
 
     @property
     def complete(self) -> bool:
@@ -57,6 +60,8 @@ class Snapshot:
         data = asdict(self)
         data["time"] = format_time(self.time)
         data["end_time"] = format_time(self.end_time) if self.end_time else None
+        if data["original"] is None:
+            del data["original"]  # records without it stay readable by older versions
         return data
 
     @classmethod

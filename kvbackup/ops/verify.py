@@ -162,6 +162,7 @@ class _Verifier:
         self.result = VerifyResult()
         self.groups: dict[str, _Group] = {}
         self._last_report = 0.0
+        self.packs_to_read: int | None = None
 
     def group(self, gid: str) -> _Group:
         if gid not in self.groups:
@@ -343,6 +344,7 @@ class _Verifier:
             limit = math.ceil(len(everything) * subset / 100)
             self.result.packs_not_selected = max(0, len(candidates) - limit)
             candidates = candidates[:limit]
+        self.packs_to_read = len(candidates)
         window = max(1, _MAX_PACKS_IN_FLIGHT_BYTES // max(1, self.repo.config.pack_size))
         window = max(2, min(window, self.repo.store.concurrency * 2))
         inflight: deque[tuple[_Group, bytes, Future[_PackReport]]] = deque()
@@ -382,7 +384,14 @@ class _Verifier:
             self._last_report = time.monotonic()
             r = self.result
             self.progress(
-                ProgressEvent("verify", r.packs_read, r.bytes_checked, r.bytes_checked, what)
+                ProgressEvent(
+                    "verify",
+                    r.packs_read,
+                    r.bytes_checked,
+                    r.bytes_checked,
+                    what,
+                    total_files=self.packs_to_read,
+                )
             )
 
     def check_pack(self, group: _Group, pack_id: bytes) -> _PackReport:

@@ -1,0 +1,1 @@
+"""kvbackup mount: a snapshot tree (:mod:`.tree`) served through FUSE (:mod:`.fuse`)."""
