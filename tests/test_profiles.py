@@ -166,6 +166,8 @@ def test_config_option_and_a_private_file_may_hold_the_password(
          ":3: unknown key 'exclude_caches' in profile 'home'"),
         ("[profiles.home]\nsources = '/just/one'\n", ":2: 'sources' in profile 'home' must be"),
         ("verbose = true\n[profiles.home]\n", ":1: unknown key 'verbose'"),
+        ("[profiles.home]\nkeep_daily = 'seven'\n",
+         ":2: 'keep_daily' in profile 'home' must be a whole number"),
     ],
 )  # fmt: skip
 def test_a_bad_config_file_is_one_line_naming_the_line(
@@ -188,3 +190,16 @@ def test_a_missing_profile_or_config_file_is_one_line_and_exit_18(
     err = run("--config", tmp_path / "none.toml", "-p", "home", "snapshots", env=env,
               expect=ExitCode.CONFIG)  # fmt: skip
     assert "no such config file" in err and err.count("\n") == 1
+
+
+def test_profile_settings_become_the_defaults_of_backup_and_forget(tmp_path: Path) -> None:
+    from kvbackup.cli.profiles import load_profile
+
+    path = tmp_path / "c.toml"
+    path.write_text(
+        "[profiles.p]\nsources = ['/a', '/b']\nexclude = ['*.tmp']\ntags = ['t']\n"
+        "keep_daily = 7\nkeep_within = '30d'\nkeep_tag = 'keep'\nkeep_groups = 2\n"
+    )
+    defaults = load_profile("p", path).command_defaults()
+    assert defaults["backup"] == {"sources": ["/a", "/b"], "exclude": ["*.tmp"], "tags": ["t"]}
+    assert defaults["forget"] == {"daily": 7, "within": "30d", "keep_tags": ["keep"], "groups": 2}

@@ -35,17 +35,20 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 CONFIG_ENV = "KVBACKUP_CONFIG"
-KEEP_KEYS = (
-    "keep_last",
-    "keep_hourly",
-    "keep_daily",
-    "keep_weekly",
-    "keep_monthly",
-    "keep_yearly",
-    "keep_within",
-    "keep_tag",
-    "keep_groups",
-)
+#: Retention keys of a profile, and the parameter of ``kvbackup forget`` each sets.
+FORGET_PARAMS = {
+    "keep_last": "last",
+    "keep_hourly": "hourly",
+    "keep_daily": "daily",
+    "keep_weekly": "weekly",
+    "keep_monthly": "monthly",
+    "keep_yearly": "yearly",
+    "keep_within": "within",
+    "keep_tag": "keep_tags",
+    "keep_groups": "groups",
+}
+KEEP_KEYS = tuple(FORGET_PARAMS)
+_COUNTS = ("last", "hourly", "daily", "weekly", "monthly", "yearly", "groups")
 
 
 def _is_str(value: Any) -> bool:
@@ -62,10 +65,12 @@ def _is_str_table(value: Any) -> bool:
     )
 
 
-def _is_keep(value: Any) -> bool:
-    return (isinstance(value, int) and not isinstance(value, bool) and value >= 0) or (
-        isinstance(value, str) or _is_str_list(value)
-    )
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= -1
+
+
+def _is_str_or_list(value: Any) -> bool:
+    return isinstance(value, str) or _is_str_list(value)
 
 
 #: Every key a profile may hold, with its check and what it should be, for the message.
@@ -78,7 +83,9 @@ PROFILE_KEYS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "sources": (_is_str_list, "a list of strings"),
     "exclude": (_is_str_list, "a list of strings"),
     "tags": (_is_str_list, "a list of strings"),
-    **{key: (_is_keep, "a number, a duration or a list") for key in KEEP_KEYS},
+    **{key: (_is_count, "a whole number (-1: all)") for key in KEEP_KEYS if key[5:] in _COUNTS},
+    "keep_within": (_is_str, "a duration such as 7d or 1y6m"),
+    "keep_tag": (_is_str_or_list, "a tag or a list of tags"),
 }
 
 
@@ -133,7 +140,11 @@ class Profile:
             backup["exclude"] = list(self.values["exclude"])
         if "tags" in self.values:
             backup["tags"] = list(self.values["tags"])
-        forget = {k: v for k, v in self.values.items() if k in KEEP_KEYS}
+        forget = {
+            FORGET_PARAMS[k]: [v] if k == "keep_tag" and isinstance(v, str) else v
+            for k, v in self.values.items()
+            if k in FORGET_PARAMS
+        }
         return {"backup": backup, "forget": forget}
 
 
