@@ -219,6 +219,8 @@ class SnapshotTree:
         top = _dir(_time_ns(snap), 0o555)
         index = self._index(snap.group)
         for entry in self.repo.iter_entries(snap, index):
+            if entry.kind not in (FILE, DIR, SYMLINK):
+                continue  # a kind this view cannot show (it would need its own file type)
             *parents, name = entry.path.split(b"/")
             folder = top
             for part in parents:
