@@ -15,6 +15,22 @@ from kvbackup.format.chunker import ChunkerParams
 from kvbackup.format.index import BlobLocation
 from kvbackup.format.layout import pack_key
 from kvbackup.repository import Repository
+from kvbackup.testkit.trees import write_tree
+
+__all__ = [
+    "PASSWORD",
+    "SMALL_CHUNKS",
+    "SMALL_PACKS",
+    "chunks_of",
+    "cli_env",
+    "flip_byte",
+    "init_repo",
+    "kvb",
+    "kvb_json",
+    "open_repo",
+    "repo_location",
+    "write_tree",
+]
 
 PASSWORD = "verify-tests password"
 #: Small chunks and packs, so that a few hundred KiB make many of each.
@@ -78,14 +94,6 @@ def flip_byte(repo: Repository, group: str, loc: BlobLocation) -> None:
     data = bytearray(repo.core.raw_store.get(key))
     data[loc.offset + loc.length // 2] ^= 0x01
     repo.core.raw_store.put(key, bytes(data))
-
-
-def write_tree(root: Path, files: dict[str, bytes]) -> Path:
-    for name, content in files.items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(content)
-    return root
 
 
 def repo_location(kind: str, request: Any, tmp_path: Path, monkeypatch: Any) -> str:
