@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 
 from kvbackup import Repository
-from kvbackup.errors import CorruptionError, KeyNotFoundError, StoreError, TransientStoreError
+from kvbackup.errors import (
+    CorruptionError,
+    KeyNotFoundError,
+    RepositoryNotFoundError,
+    StoreError,
+    TransientStoreError,
+)
 from kvbackup.store import RetryingStore, RetryPolicy
 from kvbackup.testkit import PASSWORD, FaultyStore, SourceTree
 from kvbackup.testkit.faultystore import FiredFault
@@ -188,3 +194,13 @@ def test_a_truncated_pack_read_is_corruption_not_wrong_bytes(
     with pytest.raises(CorruptionError):
         b"".join(repo.cat("latest", "big.bin"))
     assert store.counts["truncate"] >= 1
+
+
+def test_a_missing_config_is_no_repository(
+    kvbackup_repo: Repository, kvbackup_repo_url: str, kvbackup_faulty_store: MakeFaulty
+) -> None:
+    store = kvbackup_faulty_store(kvbackup_repo_url)
+    store.fail("get", "config", error="missing", times=1)
+    with pytest.raises(RepositoryNotFoundError):
+        Repository.open(store, password=PASSWORD)
+    assert Repository.open(store, password=PASSWORD).config.id == kvbackup_repo.config.id

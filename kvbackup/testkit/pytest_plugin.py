@@ -92,11 +92,15 @@ def kvbackup_repo_url(
         url = f"fsspec::memory://{name}/repo"
     elif kvbackup_store_kind == "dir":
         url = str(tmp_path_factory.mktemp("kvbackup-repo") / "repo")
-    else:
+    elif kvbackup_store_kind == "s3":
         bucket: S3Bucket = request.getfixturevalue("kvbackup_s3_server")
         for variable, value in bucket.env.items():
             monkeypatch.setenv(variable, value)
         url = bucket.url("repo")
+    else:
+        raise pytest.UsageError(
+            f"unknown kvbackup store kind {kvbackup_store_kind!r}: one of {', '.join(STORE_KINDS)}"
+        )
     yield url
     if kvbackup_store_kind in ("memory", "fsspec-memory"):
         _wipe(url)  # in-process stores outlive the test otherwise
