@@ -155,7 +155,7 @@ def kvbackup_faulty_store() -> Iterator[Callable[..., FaultyStore]]:
     """A function wrapping a store in a :class:`~kvbackup.testkit.FaultyStore`: give it a
     store, a mutable mapping, a URL or path (opened through kvbackup's store plugins), or
     nothing for a new in-memory store."""
-    from kvbackup.repository import open_store
+    from kvbackup.core.repo import open_store
 
     from .faultystore import FaultyStore
 
@@ -187,7 +187,7 @@ def kvbackup_tree(tmp_path_factory: pytest.TempPathFactory) -> SourceTree:
 
 
 def _wipe(url: str) -> None:
-    from kvbackup.repository import open_store
+    from kvbackup.core.repo import open_store
 
     store = open_store(url)
     try:
