@@ -14,8 +14,10 @@ import os
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+from .core.locks import RemovedLock, remove_stale_locks
 from .core.progress import Progress
-from .core.repo import Password, RepoCore
+from .core.repo import CacheChoice, Password, RepoCore
+from .core.selection import SnapshotFilter
 from .format.chunker import ChunkerParams
 from .format.config import RepoConfig
 from .format.packs import DEFAULT_PACK_SIZE
@@ -25,9 +27,12 @@ from .ops.cat import cat_file
 from .ops.copy import CopyResult, run_copy
 from .ops.diff import DiffResult, run_diff
 from .ops.find import FindMatch, NamePattern, find_chunks, find_names
+from .ops.forget import ForgetResult, run_forget
 from .ops.fullverify import FullVerifyResult, run_verify_full
 from .ops.mount.tree import DEFAULT_CACHE_BYTES, SnapshotTree
+from .ops.prune import DEFAULT_MAX_UNUSED, PruneResult, run_prune
 from .ops.restore import RestoreResult, run_restore
+from .ops.retention import RetentionPolicy
 from .ops.stats import Stats, repository_stats, snapshot_stats
 from .ops.verify import DEFAULT_MAX_AGE, VerifyResult, run_verify
 from .registry import PluginRegistry
@@ -61,6 +66,7 @@ class Repository:
         pack_size: int = DEFAULT_PACK_SIZE,
         store_options: Mapping[str, str] | None = None,
         plugins: PluginRegistry | None = None,
+        cache: CacheChoice = None,
     ) -> Repository:
         """Create a repository at ``location`` (a path, a URL, a store or a mapping).
 
@@ -80,6 +86,7 @@ class Repository:
                 pack_size=pack_size,
                 store_options=store_options,
                 plugins=plugins,
+                cache=cache,
             )
         )
 
@@ -92,6 +99,7 @@ class Repository:
         store_options: Mapping[str, str] | None = None,
         plugins: PluginRegistry | None = None,
         expect_encrypted: bool | None = None,
+        cache: CacheChoice = None,
     ) -> Repository:
         """Open the repository at ``location``; ``password`` if it is encrypted.
 
@@ -99,6 +107,10 @@ class Repository:
         ``expect_encrypted`` is true (by default: when a password string was given), since
         an attacker who can write to the store could have replaced an encrypted
         repository's config and key slots with unencrypted ones (see ``docs/security.md``).
+
+        ``cache``: the local metadata cache (``docs/lifecycle.md``); by default on for a
+        path or URL (unless ``$KVBACKUP_NO_CACHE``), off for a store or mapping; ``False``,
+        ``True``, or the cache's root folder.
         """
         return cls(
             RepoCore.open(
@@ -107,6 +119,7 @@ class Repository:
                 store_options=store_options,
                 plugins=plugins,
                 expect_encrypted=expect_encrypted,
+                cache=cache,
             )
         )
 
@@ -151,9 +164,15 @@ class Repository:
         """Every snapshot, complete and incomplete, oldest first."""
         return self.core.snapshots()
 
-    def resolve_snapshot(self, spec: str | Snapshot, complete_only: bool = True) -> Snapshot:
-        """The snapshot named ``spec``: ``latest``, an id, or a unique id prefix."""
-        return self.core.resolve_snapshot(spec, complete_only)
+    def resolve_snapshot(
+        self,
+        spec: str | Snapshot,
+        complete_only: bool = True,
+        select: SnapshotFilter | None = None,
+    ) -> Snapshot:
+        """The snapshot named ``spec``: ``latest``, an id, or a unique id prefix, among
+        those ``select`` matches (``--host``, ``--tag``, ``--path``)."""
+        return self.core.resolve_snapshot(spec, complete_only, select)
 
     def entries(self, snapshot: str | Snapshot) -> Iterator[Entry]:
         """The entries (files, folders, symlinks) of ``snapshot``, streamed in its order."""
@@ -242,6 +261,50 @@ class Repository:
         """Restore ``snapshot`` (default: the latest of ``source``) into a temporary folder
         and compare it with the folder ``source``; see :mod:`kvbackup.ops.fullverify`."""
         return run_verify_full(self.core, source, snapshot, temp_dir=temp_dir, progress=progress)
+
+    # ----------------------------------------------------------------- lifecycle
+
+    def forget(
+        self,
+        policy: RetentionPolicy | None = None,
+        snapshots: Iterable[str] = (),
+        *,
+        group_by: Iterable[str] = ("host", "source"),
+        select: SnapshotFilter | None = None,
+        dry_run: bool = False,
+        allow_empty: bool = False,
+        prune: bool = False,
+        max_unused: float | None = None,
+    ) -> ForgetResult:
+        """Remove the snapshots named, or those ``policy`` does not keep; with ``prune``,
+        then free what they alone used. See :mod:`kvbackup.ops.forget`."""
+        return run_forget(
+            self.core,
+            policy,
+            list(snapshots),
+            group_by=tuple(group_by),
+            select=select,
+            dry_run=dry_run,
+            allow_empty=allow_empty,
+            prune=prune,
+            prune_options={} if max_unused is None else {"max_unused": max_unused},
+        )
+
+    def prune(
+        self, *, max_unused: float | None = None, dry_run: bool = False, force: bool = False
+    ) -> PruneResult:
+        """Delete groups no snapshot uses and repack partly used packs; see
+        :mod:`kvbackup.ops.prune`."""
+        return run_prune(
+            self.core,
+            max_unused=DEFAULT_MAX_UNUSED if max_unused is None else max_unused,
+            dry_run=dry_run,
+            force=force,
+        )
+
+    def unlock(self, remove_all: bool = False) -> list[RemovedLock]:
+        """Remove stale locks (all locks with ``remove_all``); return what was removed."""
+        return remove_stale_locks(self.core, everything=remove_all)
 
     def diff(self, before: str | Snapshot, after: str | Snapshot) -> DiffResult:
         """What changed from snapshot ``before`` to snapshot ``after``."""

@@ -100,6 +100,12 @@ class Store(ABC):
             return False
         return True
 
+    def remove_stale_temporaries(self, older_than: float) -> tuple[int, int]:
+        """Remove what interrupted writes left behind (temporary objects no key names)
+        older than ``older_than`` seconds; return (objects, bytes) removed. Stores whose
+        writes leave nothing behind keep this default."""
+        return 0, 0
+
     def close(self) -> None:
         """Release connections and threads; the store is not used afterwards."""
 
@@ -183,6 +189,9 @@ class WrappingStore(Store):
     def supports_put_if_absent(self) -> bool:  # type: ignore[override]
         # Asked of the inner store when needed: a store may probe its server on first use.
         return self.inner.supports_put_if_absent
+
+    def remove_stale_temporaries(self, older_than: float) -> tuple[int, int]:
+        return self.inner.remove_stale_temporaries(older_than)
 
     def close(self) -> None:
         self.inner.close()

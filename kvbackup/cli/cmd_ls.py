@@ -11,6 +11,7 @@ import click
 
 from ..errors import PathNotFoundError
 from .common import emit_json, get_repo_options, json_option, repo_options
+from .selecting import filter_options, get_filter
 
 _TYPE = {"file": "-", "dir": "d", "symlink": "l"}
 _TYPE_BITS = {"file": stat.S_IFREG, "dir": stat.S_IFDIR, "symlink": stat.S_IFLNK}
@@ -20,6 +21,7 @@ _TYPE_BITS = {"file": stat.S_IFREG, "dir": stat.S_IFDIR, "symlink": stat.S_IFLNK
 @click.argument("snapshot")
 @click.argument("path", required=False)
 @repo_options
+@filter_options
 @click.option("--long", "-l", "long_format", is_flag=True, help="Type, mode, size and mtime.")
 @json_option
 def command(
@@ -32,12 +34,13 @@ def command(
       kvbackup ls latest docs --long
     """
 
+    select = get_filter(kwargs)
     repo = get_repo_options(kwargs).open()
     prefix = os.fsencode(path.strip("/")) if path else b""
     found = not prefix
     rows = []
     try:
-        snap = repo.resolve_snapshot(snapshot)
+        snap = repo.resolve_snapshot(snapshot, select=select)
         for entry in repo.entries(snap):
             if prefix and not (entry.path == prefix or entry.path.startswith(prefix + b"/")):
                 continue

@@ -18,6 +18,7 @@ from .common import (
     running,
     warn,
 )
+from .selecting import filter_options, get_filter
 
 
 @click.command("restore")
@@ -25,6 +26,7 @@ from .common import (
 @click.argument("target", type=click.Path(file_okay=False))
 @click.argument("paths", nargs=-1)
 @repo_options
+@filter_options
 @click.option("--include", multiple=True, help="Restore only entries matching this glob.")
 @click.option("--exclude", multiple=True, help="Leave out entries matching this glob.")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
@@ -42,19 +44,22 @@ def command(
 ) -> None:
     """Restore SNAPSHOT (an id, a unique prefix, or 'latest') into TARGET.
 
-    With PATHS, only those files or folders (and what they contain) are restored.
+    With PATHS, only those files or folders (and what they contain) are restored. With
+    --host/--path/--tag, 'latest' is the latest snapshot that matches.
 
     \b
     Example:
       kvbackup restore latest /tmp/restored docs/report.txt
     """
+    select = get_filter(kwargs)
     opts = get_repo_options(kwargs)
     repo = opts.open()
     whole = not (paths or include or exclude)
-    totals = (lambda: snapshot_totals(repo, snapshot)) if whole else None
+    chosen = repo.resolve_snapshot(snapshot, select=select)
+    totals = (lambda: snapshot_totals(repo, chosen)) if whole else None
     with running(repo, not (quiet or as_json), totals=totals) as progress:
         result = repo.restore(
-            snapshot, target, paths=paths, include=include, exclude=exclude, progress=progress
+            chosen, target, paths=paths, include=include, exclude=exclude, progress=progress
         )
     for path, error in result.errors:
         warn(f"{path}: not restored: {error}")
@@ -71,7 +76,7 @@ def command(
         raise SystemExit(ExitCode.CORRUPT)
 
 
-def snapshot_totals(repo: Any, snapshot: str) -> tuple[int, int] | None:
+def snapshot_totals(repo: Any, snapshot: Any) -> tuple[int, int] | None:
     """The files and bytes a backup recorded for ``snapshot`` (what a restore writes)."""
     stats = repo.resolve_snapshot(snapshot).stats
     if "files" in stats and "bytes" in stats:

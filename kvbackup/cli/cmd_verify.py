@@ -60,7 +60,6 @@ def _percent(ctx: click.Context, param: click.Parameter, value: str) -> float:
     metavar="N%",
     help="Read at most N% of the packs (those due, never verified first).",
 )
-@click.option("--no-cache", is_flag=True, help="Read every pack, whatever was verified before.")
 @click.option(
     "--temp-dir",
     type=click.Path(file_okay=False),
@@ -75,7 +74,6 @@ def command(
     full: bool,
     max_age: float,
     read_data_subset: float,
-    no_cache: bool,
     temp_dir: str | None,
     quiet: bool,
     as_json: bool,
@@ -95,7 +93,9 @@ def command(
         raise click.UsageError("verify --full takes [SNAPSHOT] SOURCE")
     if not full and args:
         raise click.UsageError("SNAPSHOT and SOURCE are for verify --full")
-    repo = get_repo_options(kwargs).open()
+    opts = get_repo_options(kwargs)
+    no_cache = opts.no_cache  # --no-cache: no local metadata, every pack read again
+    repo = opts.open()
     with running(repo, not (quiet or as_json)) as progress:
         if full:
             source = args[-1]

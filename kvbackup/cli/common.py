@@ -30,6 +30,7 @@ class RepoOptions:
     #: The profile chosen with ``--profile``: it overrides the environment, flags override it.
     profile: Profile | None = None
     flag_store_options: dict[str, str] = field(default_factory=dict)
+    no_cache: bool = False
 
     def location(self) -> tuple[str, bool]:
         if not self.repo and self.profile and self.profile.get("repository"):
@@ -59,6 +60,7 @@ class RepoOptions:
                 password=self.password(),
                 store_options=self.store_options,
                 expect_encrypted=self.password_source() is not None,
+                cache=False if self.no_cache else None,
             )
         except RepositoryNotFoundError:
             if is_default:
@@ -116,6 +118,12 @@ def repo_options(fn: F) -> F:
             metavar="KEY=VALUE",
             help="An option for the store plugin (repeatable).",
         ),
+        click.option(
+            "--no-cache",
+            is_flag=True,
+            help="Use no local cache: read metadata from the store (or set "
+            "$KVBACKUP_NO_CACHE=1); verify also reads every pack again.",
+        ),
     ]
     for decorator in reversed(decorators):
         fn = decorator(fn)
@@ -136,6 +144,7 @@ def get_repo_options(kwargs: dict[str, Any]) -> RepoOptions:
         store_options=store_options,
         profile=profile,
         flag_store_options=flag_options,
+        no_cache=kwargs.pop("no_cache", False),
     )
 
 

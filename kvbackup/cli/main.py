@@ -65,7 +65,7 @@ def cli(ctx: click.Context, profile_name: str | None, config_path: str | None) -
     """Deduplicated, incremental, compressed and encrypted backups into any key/value store.
 
     Exit codes: 0 success, 3 partial (some files unreadable), 10 no repository,
-    11 wrong password, 12 corrupt repository, 13 store failure, 15 not found,
+    11 wrong password, 12 corrupt repository, 13 store failure, 14 locked, 15 not found,
     16 differences found, 17 plugin missing, 18 bad config file or profile, 1 other errors.
 
     \b
@@ -88,14 +88,17 @@ def _register() -> None:
         cmd_copy,
         cmd_diff,
         cmd_find,
+        cmd_forget,
         cmd_init,
         cmd_key,
         cmd_ls,
         cmd_mount,
         cmd_plugins,
+        cmd_prune,
         cmd_restore,
         cmd_snapshots,
         cmd_stats,
+        cmd_unlock,
         cmd_verify,
     )
 
@@ -112,6 +115,9 @@ def _register() -> None:
         cmd_verify,
         cmd_copy,
         cmd_mount,
+        cmd_forget,
+        cmd_prune,
+        cmd_unlock,
         cmd_plugins,
         cmd_key,
         cmd_config,

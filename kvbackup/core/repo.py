@@ -7,6 +7,7 @@ and file-list streaming, one implementation each. :class:`kvbackup.Repository` w
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -38,6 +39,7 @@ from ..format.layout import (
     KEYS_PREFIX,
     SNAPSHOTS_PREFIX,
     index_prefix,
+    is_snapshot_id,
     new_index_key,
     pack_id_from_key,
     pack_key,
@@ -53,9 +55,14 @@ from ..registry import PluginRegistry, default_registry
 from ..sources import Entry
 from ..store import CountingStore, RequestCounts, RetryingStore, Store, as_store
 from ..transforms import Transform
+from .cache import CachingStore, MetadataCache, cache_disabled_by_environment, default_cache_root
 from .fetch import Span, fetch_ordered
+from .selection import SnapshotFilter, pick
 
 T = TypeVar("T")
+#: Whether to keep a local metadata cache: ``None`` (yes for a path or URL, unless
+#: ``$KVBACKUP_NO_CACHE``), ``True``, ``False``, or the cache's root folder.
+CacheChoice = bool | str | os.PathLike[str] | None
 #: A password, or a function returning it, called only if the repository needs one.
 Password = str | bytes | Callable[[], str | bytes] | None
 _TAIL_GUESS = 64 * 1024
@@ -111,10 +118,15 @@ class RepoCore:
         config: RepoConfig,
         registry: PluginRegistry,
         location: str,
+        cache: CacheChoice = None,
     ):
         self.counts = RequestCounts()
         self.raw_store = store
         self.store: Store = CountingStore(RetryingStore(store), self.counts)
+        self.metadata_cache = _metadata_cache(cache, config.id)
+        if self.metadata_cache is not None:
+            # Outside the counter: what the cache serves is not a request.
+            self.store = CachingStore(self.store, self.metadata_cache)
         self.keys = keys
         self.config = config
         self.registry = registry
@@ -140,6 +152,7 @@ class RepoCore:
         pack_size: int = DEFAULT_PACK_SIZE,
         store_options: Mapping[str, str] | None = None,
         plugins: PluginRegistry | None = None,
+        cache: CacheChoice = None,
     ) -> RepoCore:
         """Create a repository at ``location`` (a path, a URL, a store or a mapping).
 
@@ -179,7 +192,9 @@ class RepoCore:
             pack_size=pack_size,
             master_key=None if cipher else keys.master.hex(),
         )
-        repo = cls(store, keys, config, registry, _describe(location, store))
+        repo = cls(
+            store, keys, config, registry, _describe(location, store), _cache_for(location, cache)
+        )
         if cipher:
             if callable(password):
                 password = password()
@@ -198,6 +213,7 @@ class RepoCore:
         store_options: Mapping[str, str] | None = None,
         plugins: PluginRegistry | None = None,
         expect_encrypted: bool | None = None,
+        cache: CacheChoice = None,
     ) -> RepoCore:
         """Open the repository at ``location``; ``password`` if it is encrypted.
 
@@ -251,7 +267,9 @@ class RepoCore:
             if not config.master_key:
                 raise CorruptionError("config: no master key in an unencrypted repository")
             keys = KeyMaterial(bytes.fromhex(config.master_key))
-        return cls(store, keys, config, registry, _describe(location, store))
+        return cls(
+            store, keys, config, registry, _describe(location, store), _cache_for(location, cache)
+        )
 
     @staticmethod
     def _bootstrap_codec(registry: PluginRegistry, keys: KeyMaterial | None) -> Codec:
@@ -357,7 +375,24 @@ class RepoCore:
 
     def get_object(self, key: str, otype: int) -> bytes:
         """The payload of the object under ``key``, checked to be of type ``otype``."""
-        return self.codec.decode(otype, key.encode(), self.store.get(key), key)
+        try:
+            return self.codec.decode(otype, key.encode(), self.store.get(key), key)
+        except CorruptionError:
+            if not isinstance(self.store, CachingStore):
+                raise
+            # A damaged cached copy is not a damaged repository: read the store's.
+            return self.codec.decode(otype, key.encode(), self.store.get_fresh(key), key)
+
+    @contextlib.contextmanager
+    def bypassing_cache(self) -> Iterator[None]:
+        """Read from the store itself meanwhile (verify must see what the store holds)."""
+        saved = self.store, self.metadata_cache
+        if isinstance(self.store, CachingStore):
+            self.store, self.metadata_cache = self.store.inner, None
+        try:
+            yield
+        finally:
+            self.store, self.metadata_cache = saved
 
     def _auth_only_codec(self) -> Codec:
         chain = [t for t in self.codec.chain if t.authenticates]
@@ -414,26 +449,48 @@ class RepoCore:
             raise CorruptionError(f"{key}: record names snapshot {snap.id}")
         return snap
 
-    def resolve_snapshot(self, spec: str | Snapshot, complete_only: bool = True) -> Snapshot:
-        """The snapshot named ``spec``: ``latest``, an id, or a unique id prefix."""
+    def snapshot_ids(self) -> tuple[set[str], set[str]]:
+        """(ids with a final record, ids with an ``.open`` record), from one listing."""
+        finals: set[str] = set()
+        opens: set[str] = set()
+        for key in self.store.list(SNAPSHOTS_PREFIX):
+            parsed = parse_snapshot_key(key)
+            if parsed is not None:
+                (finals if parsed[1] else opens).add(parsed[0])
+        return finals, opens
+
+    def resolve_snapshot(
+        self,
+        spec: str | Snapshot,
+        complete_only: bool = True,
+        select: SnapshotFilter | None = None,
+    ) -> Snapshot:
+        """The snapshot named ``spec``: ``latest``, an id, or a unique id prefix, among
+        those ``select`` matches. Without a filter only the chosen record is read: the
+        listing of ``snapshots/`` tells ids and states apart."""
         if isinstance(spec, Snapshot):
             return spec
-        snaps = [s for s in self.snapshots() if s.complete or not complete_only]
+        if select is not None and not select.empty:
+            return pick(select.apply(self.snapshots()), spec, complete_only)
+        finals, opens = self.snapshot_ids()
+        pool = sorted(finals if complete_only else finals | opens)
         if spec == "latest":
-            if not snaps:
+            if not pool:
                 raise SnapshotNotFoundError("the repository has no snapshot yet")
-            return snaps[-1]
-        exact = [s for s in snaps if s.id == spec]
-        if exact:
-            return exact[0]
-        matches = [s for s in snaps if s.id.startswith(spec)]
-        if len(matches) == 1:
-            return matches[0]
-        if not matches:
-            raise SnapshotNotFoundError(f"no snapshot {spec!r}")
-        raise SnapshotNotFoundError(
-            f"{spec!r} matches {len(matches)} snapshots: " + ", ".join(s.id for s in matches[:5])
-        )
+            chosen = pool[-1]
+        elif spec in pool:
+            chosen = spec
+        else:
+            # A whole id names one snapshot: it never stands for "…Z-2" as a prefix would.
+            matches = [] if is_snapshot_id(spec) else [i for i in pool if i.startswith(spec)]
+            if not matches:
+                raise SnapshotNotFoundError(f"no snapshot {spec!r}")
+            if len(matches) > 1:
+                raise SnapshotNotFoundError(
+                    f"{spec!r} matches {len(matches)} snapshots: " + ", ".join(matches[:5])
+                )
+            chosen = matches[0]
+        return self.load_snapshot(chosen, chosen in finals)
 
     # ----------------------------------------------------------------- index
 
@@ -442,8 +499,8 @@ class RepoCore:
         (an interrupted backup) are read from their trailers and indexed; returns the
         index and the number of packs so recovered."""
         index = GroupIndex()
-        keys = list(self.store.list(index_prefix(group)))
-        for packs in self.map_parallel(self.read_index_fragment, keys):
+        for key, packs in self.load_fragments(group):
+            index.fragment_keys.append(key)
             for pack_id, blobs in packs:
                 index.add_pack(pack_id, blobs)
         if not recover:
@@ -466,6 +523,32 @@ class RepoCore:
         if recovered:
             self.write_index_fragment(group, recovered)
         return index, len(recovered)
+
+    def load_fragments(
+        self, group: str
+    ) -> list[tuple[str, list[tuple[bytes, list[BlobLocation]]]]]:
+        """Every index fragment of ``group``: (key, packs). A fragment that vanishes
+        between the listing and the read (merged by a prune or a backup) is skipped and
+        the listing read again, so the fragment that replaced it is found."""
+        loaded: dict[str, list[tuple[bytes, list[BlobLocation]]]] = {}
+
+        def load(key: str) -> list[tuple[bytes, list[BlobLocation]]] | None:
+            try:
+                return self.read_index_fragment(key)
+            except KeyNotFoundError:
+                return None
+
+        for _attempt in range(5):
+            keys = [k for k in self.store.list(index_prefix(group)) if k not in loaded]
+            vanished = False
+            for key, packs in zip(keys, self.map_parallel(load, keys), strict=True):
+                if packs is None:
+                    vanished = True
+                else:
+                    loaded[key] = packs
+            if not vanished:
+                break
+        return sorted(loaded.items())
 
     def read_index_fragment(self, key: str) -> list[tuple[bytes, list[BlobLocation]]]:
         """The packs an index fragment names, each with its blob table."""
@@ -560,7 +643,15 @@ class RepoCore:
             index, _ = self.load_index(snapshot.group)
 
         def chunks() -> Iterator[bytes | None]:
-            items = ((cid, cid) for cid in snapshot.filelist_ids())
+            ids = snapshot.filelist_ids()
+            done = 0
+            while done < len(ids):  # from the local cache while it has them
+                plain = self._cached_metadata_chunk(ids[done])
+                if plain is None:
+                    break
+                yield plain
+                done += 1
+            items = ((cid, cid) for cid in ids[done:])
             for cid, data in self.fetch_chunks(snapshot.group, index, items):
                 if isinstance(data, KvbackupError):
                     if on_damage is None:
@@ -568,9 +659,28 @@ class RepoCore:
                     on_damage(cid, data)
                     yield None
                 else:
+                    if self.metadata_cache is not None:
+                        blob = self.codec.encode(ObjectType.METADATA, cid, data)
+                        self.metadata_cache.put_chunk(cid, blob)
                     yield data
 
         return read_entries(chunks())
+
+    def _cached_metadata_chunk(self, chunk_id: bytes) -> bytes | None:
+        """A file-list chunk from the local cache, checked against its id; else ``None``."""
+        if self.metadata_cache is None:
+            return None
+        blob = self.metadata_cache.get_chunk(chunk_id)
+        if blob is None:
+            return None
+        try:
+            plain = self.codec.decode(ObjectType.METADATA, chunk_id, blob, "cached chunk")
+            if self.hasher(plain) == chunk_id:
+                return plain
+        except KvbackupError:
+            pass
+        self.metadata_cache.discard_chunk(chunk_id)
+        return None
 
 
 def _as_bytes(password: str | bytes) -> bytes:
@@ -583,6 +693,21 @@ def _unlock(store: Store, slots: list[str], password: bytes) -> KeyMaterial:
 
     checker = Codec([], no_transforms, CHECKSUM_KEY)
     return unlock(checker, ((key, store.get(key)) for key in slots), password)
+
+
+def _cache_for(location: Any, choice: CacheChoice) -> CacheChoice:
+    """By default a path or URL gets a cache (unless ``$KVBACKUP_NO_CACHE``); a store or
+    mapping handed over in-process does not."""
+    if choice is None:
+        return isinstance(location, (str, os.PathLike)) and not cache_disabled_by_environment()
+    return choice
+
+
+def _metadata_cache(choice: CacheChoice, repo_id: str) -> MetadataCache | None:
+    if not choice:
+        return None
+    root = default_cache_root() if choice is True else os.fspath(choice)
+    return MetadataCache(root, repo_id)
 
 
 def _describe(location: Any, store: Store) -> str:

@@ -91,6 +91,7 @@ class GroupIndex:
     def __init__(self) -> None:
         self._blobs: dict[bytes, BlobLocation] = {}
         self.packs: set[bytes] = set()
+        self.fragment_keys: list[str] = []  # the fragments it was loaded from
         self._lock = threading.Lock()
 
     def add_pack(self, pack_id: bytes, blobs: list[BlobLocation]) -> None:

@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ..core.consolidate import MERGE_AT, merge_fragments
+from ..core.locks import RepositoryLock, acquire_backup
 from ..core.progress import Progress, ProgressEvent
 from ..core.repo import RepoCore
 from ..core.writer import ChunkRef, ChunkWriter, WriteStats
@@ -198,7 +200,11 @@ def run_backup(
     """Back up ``spec`` into ``repo``; see :meth:`Repository.backup`."""
     started = time.time()
     source, source_kind = make_source(repo, spec, source_type, source_options)
+    lock = None
     try:
+        # Announce the backup before choosing its group (waits while a forget or prune
+        # runs): a prune leaves this source's groups alone until it is released.
+        lock = acquire_backup(repo, host or socket.gethostname(), source.identity)
         return _run(
             repo,
             source,
@@ -210,8 +216,11 @@ def run_backup(
             progress=progress,
             host=host,
             tags=tags,
+            lock=lock,
         )
     finally:
+        if lock is not None:
+            lock.release()
         source.close()
 
 
@@ -227,6 +236,7 @@ def _run(
     progress: Progress | None,
     host: str | None,
     tags: list[str] | None,
+    lock: RepositoryLock,
 ) -> BackupResult:
     host = host or socket.gethostname()
     messages: list[str] = []
@@ -344,9 +354,16 @@ def _run(
     snap.end_time = utc_time(time.time())
     snap.stats = asdict(stats)
     snap.skipped = [{"path": p, "error": e} for p, e in skipped[:MAX_SKIPPED_RECORDED]]
+    lock.check()  # a lock gone stale no longer protects the group from a prune
     repo.put_object(
         snapshot_key(snap.id, final=True), ObjectType.SNAPSHOT, json.dumps(snap.to_json()).encode()
     )
+    if len(index.fragment_keys) >= MERGE_AT:
+        # Keeps the next backups' index reads cheap; safe: prune leaves this group alone
+        # while this backup holds its lock.
+        merged = merge_fragments(repo, group, index.fragment_keys)
+        if merged:
+            messages.append(f"merged {merged} index fragments of group {group} into one")
     return BackupResult(
         snap, stats, skipped, repo.counts.as_dict(), messages, time.time() - started
     )

@@ -140,7 +140,8 @@ def run_verify(
     progress: Progress | None = None,
 ) -> VerifyResult:
     """Verify ``repo``; see :meth:`Repository.verify`."""
-    return _Verifier(repo, progress).run(max_age, read_data_subset, use_cache, cache_dir)
+    with repo.bypassing_cache():  # the store's objects, not the local copies of them
+        return _Verifier(repo, progress).run(max_age, read_data_subset, use_cache, cache_dir)
 
 
 class _Group:

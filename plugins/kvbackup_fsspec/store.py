@@ -81,9 +81,7 @@ class FsspecStore(Store):
             fs, root = url_to_fs(target, **storage_options(options))
         except ImportError as exc:
             # fsspec names the package; the s3fs/gcsfs-style packages are optional extras here
-            raise PluginError(
-                f"{url}: {exc} (for s3://: pip install 'kvbackup[fsspec]')"
-            ) from exc
+            raise PluginError(f"{url}: {exc} (for s3://: pip install 'kvbackup[fsspec]')") from exc
         except (ValueError, TypeError) as exc:
             raise StoreError(f"{url}: cannot open filesystem: {exc}") from exc
         store = cls(fs, root, target, int(concurrency))
