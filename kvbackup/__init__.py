@@ -12,7 +12,9 @@ zstandard, cryptography) only when used.
 
 from __future__ import annotations
 
+from .core.locks import RemovedLock
 from .core.progress import Progress, ProgressEvent
+from .core.selection import SnapshotFilter
 from .errors import (
     BadPasswordError,
     CorruptionError,
@@ -38,8 +40,11 @@ from .format.snapshots import Snapshot
 from .hookspecs import hookimpl
 from .ops.backup import BackupResult, BackupStats
 from .ops.diff import Change, DiffResult
+from .ops.forget import ForgetItem, ForgetResult
 from .ops.fullverify import Difference, FullVerifyResult
+from .ops.prune import PruneResult
 from .ops.restore import RestoreResult
+from .ops.retention import RetentionPolicy
 from .ops.stats import Stats
 from .ops.verify import Affected, Problem, VerifyResult
 from .registry import PluginRegistry
@@ -62,6 +67,8 @@ __all__ = [
     "Difference",
     "Entry",
     "ExitCode",
+    "ForgetItem",
+    "ForgetResult",
     "FullVerifyResult",
     "KeyMaterial",
     "KeyNotFoundError",
@@ -75,12 +82,16 @@ __all__ = [
     "Problem",
     "Progress",
     "ProgressEvent",
+    "PruneResult",
+    "RemovedLock",
     "RepoConfig",
     "Repository",
     "RepositoryExistsError",
     "RepositoryNotFoundError",
     "RestoreResult",
+    "RetentionPolicy",
     "Snapshot",
+    "SnapshotFilter",
     "SnapshotNotFoundError",
     "Source",
     "SourceError",

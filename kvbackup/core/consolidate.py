@@ -2,7 +2,7 @@
 however many backups wrote into it. A backup merges once the group has
 :data:`MERGE_AT` fragments (prune merges every group it touches). The merged fragment is
 written before the fragments it replaces are deleted; a reader that listed them and then
-misses one lists again (:meth:`Repository.load_fragments`)."""
+misses one lists again (:meth:`RepoCore.load_fragments`)."""
 
 from __future__ import annotations
 

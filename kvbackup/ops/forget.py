@@ -2,7 +2,7 @@
 
 Only records are removed (``.open`` first, then the final record: a forget killed between
 the two leaves a complete snapshot, which a rerun removes). The data they used is freed by
-:mod:`kvbackup.prune`. Forget holds the exclusive lock, so it never races a prune.
+:mod:`kvbackup.ops.prune`. Forget holds the exclusive lock, so it never races a prune.
 """
 
 from __future__ import annotations
@@ -152,7 +152,8 @@ def run_forget(
     prune_options: dict[str, Any] | None = None,
 ) -> ForgetResult:
     """Forget snapshots named in ``snapshots``, or those ``policy`` does not keep; then,
-    with ``prune``, free the data nothing uses any more (see :func:`kvbackup.prune.run_prune`)."""
+    with ``prune``, free the data nothing uses any more
+    (:func:`kvbackup.ops.prune.run_prune`)."""
     started = time.time()
     before = repo.counts.as_dict()
     if bool(snapshots) == bool(policy and not policy.empty):
