@@ -84,6 +84,10 @@ def command(
     Rules apply per host and source and combine: a snapshot is kept if any rule keeps it.
     Only complete snapshots count; an interrupted backup is kept until a later backup of
     its source exists. Data is freed by `prune` (or --prune).
+
+    \b
+    Example:
+      kvbackup forget --keep-daily 7 --keep-weekly 5 --keep-monthly 12 --prune
     """
     counts = {n: kwargs.pop(n) for n in ("last", "hourly", "daily", "weekly", "monthly", "yearly")}
     groups = kwargs.pop("groups")

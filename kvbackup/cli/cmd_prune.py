@@ -59,7 +59,12 @@ def print_prune(result: Any) -> None:
 @json_option
 def command(max_unused: float, dry_run: bool, force: bool, as_json: bool, **kwargs: Any) -> None:
     """Free the space no snapshot uses: delete unused groups, repack partly used packs,
-    merge index fragments. Takes the exclusive lock; backups may run meanwhile."""
+    merge index fragments. Takes the exclusive lock; backups may run meanwhile.
+
+    \b
+    Example:
+      kvbackup prune --dry-run
+    """
     repo = get_repo_options(kwargs).open()
     try:
         result = repo.prune(max_unused=max_unused, dry_run=dry_run, force=force)

@@ -17,7 +17,12 @@ from .common import emit_json, get_repo_options, json_option, repo_options
 @json_option
 def command(remove_all: bool, as_json: bool, **kwargs: Any) -> None:
     """Remove stale locks: those not refreshed for 30 minutes, or whose process on this
-    host is gone."""
+    host is gone.
+
+    \b
+    Example:
+      kvbackup unlock --repo /mnt/usb/backups
+    """
     repo = get_repo_options(kwargs).open()
     try:
         removed = repo.unlock(remove_all=remove_all)
