@@ -23,6 +23,7 @@ from .errors import (
     KvbackupError,
     LockedError,
     NotEncryptedError,
+    OptionError,
     PathNotFoundError,
     PluginError,
     RepositoryExistsError,
@@ -32,6 +33,7 @@ from .errors import (
     StoreError,
     TransientStoreError,
     UnsafePathError,
+    UsageError,
 )
 from .format.chunker import ChunkerParams
 from .format.config import RepoConfig
@@ -76,6 +78,7 @@ __all__ = [
     "LockedError",
     "MappingStore",
     "NotEncryptedError",
+    "OptionError",
     "PathNotFoundError",
     "PluginError",
     "PluginRegistry",
@@ -102,6 +105,7 @@ __all__ = [
     "TransformError",
     "TransientStoreError",
     "UnsafePathError",
+    "UsageError",
     "VerifyResult",
     "__version__",
     "hookimpl",

@@ -32,9 +32,29 @@ class KvbackupError(Exception):
 
 
 class PluginError(KvbackupError):
-    """A plugin is missing, clashes with another, or misbehaves."""
+    """A plugin is missing, clashes with another, or misbehaves.
+
+    A plugin raises it for a problem of its own (a missing dependency, a broken install);
+    anything a plugin's factory raises that is not a :class:`KvbackupError` is reported as
+    one, naming the plugin.
+    """
 
     exit_code = ExitCode.PLUGIN
+
+
+class UsageError(KvbackupError):
+    """A command or call was given something it cannot use: checked before anything is
+    written."""
+
+    exit_code = ExitCode.USAGE
+
+
+class OptionError(UsageError):
+    """A plugin option is unknown or has a bad value; the message lists the valid ones.
+
+    Plugins that parse their own options raise it; schema-declared options
+    (:func:`kvbackup.options.parse_options`) raise it for them.
+    """
 
 
 class StoreError(KvbackupError):

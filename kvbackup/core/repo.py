@@ -75,18 +75,14 @@ def open_store(
 ) -> Store:
     """A store for a path, a URL, a :class:`Store`, or any mutable mapping."""
     if isinstance(location, (str, os.PathLike)):
-        url = os.fspath(location)
-        reg = (registry or default_registry()).store_for_url(url)
-        store = reg.factory(url, dict(options or {}))
-        if not isinstance(store, Store):
-            raise PluginError(f"store plugin {reg.name!r} returned {type(store).__name__}")
-        return store
+        return (registry or default_registry()).open_store(os.fspath(location), options)
     return as_store(location)
 
 
 def _chain_spec(
     registry: PluginRegistry, compression: str | None, level: int | None, encryption: str | None
 ) -> list[dict[str, Any]]:
+    """The transform chain ``init`` records; every name, role and option checked."""
     chain: list[dict[str, Any]] = []
     for role, name in (("compression", compression), ("encryption", encryption)):
         if name == "none":
@@ -98,11 +94,9 @@ def _chain_spec(
                     raise PluginError("no default encryption transform is installed")
                 continue
             name = default.name
-        reg = registry.get("transform", name)
-        spec: dict[str, Any] = {"name": reg.name}
-        if role == "compression" and level is not None:
-            spec["level"] = level
-        chain.append(spec)
+        reg = registry.transform_for_role(name, role)
+        options = {"level": level} if role == "compression" and level is not None else {}
+        chain.append({"name": reg.name, **registry.transform_options(reg.name, options)})
     return chain
 
 
@@ -164,14 +158,8 @@ class RepoCore:
         if password is None and encryption == "default" and type(location) is dict:
             encryption = "none"
         registry = plugins or default_registry()
-        store = open_store(location, store_options, registry)
-        retrying = RetryingStore(store)
-        ensure = getattr(store, "ensure_root", None)
-        if callable(ensure):
-            retrying.retry("prepare", "", ensure)
-        raw = CountingStore(retrying)
-        if raw.exists(CONFIG_KEY) or any(True for _ in raw.list(KEYS_PREFIX)):
-            raise RepositoryExistsError(f"{store.description}: a repository already exists here")
+        # Everything is checked before the store is touched: a bad option or a failing
+        # plugin leaves no folder and no half-made repository behind.
         chain = _chain_spec(registry, compression, compression_level, encryption)
         cipher = next(
             (t["name"] for t in chain if registry.get("transform", t["name"]).role == "encryption"),
@@ -183,6 +171,12 @@ class RepoCore:
                 "password would be refused (give no password with encryption='none')"
             )
         keys = KeyMaterial.generate()
+        for spec in chain:
+            registry.make_transform(spec["name"], _options_of(spec), keys)
+        store = open_store(location, store_options, registry)
+        raw = CountingStore(RetryingStore(store))
+        if raw.exists(CONFIG_KEY) or any(True for _ in raw.list(KEYS_PREFIX)):
+            raise RepositoryExistsError(f"{store.description}: a repository already exists here")
         config = RepoConfig(
             id=secrets.token_hex(16),
             created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -200,8 +194,20 @@ class RepoCore:
                 password = password()
             if password is None or password == "":
                 raise BadPasswordError("an encrypted repository needs a password")
-            repo.add_password(password)
-        repo.put_object(CONFIG_KEY, ObjectType.CONFIG, config.to_json(), compress=False)
+        prepare = getattr(store, "ensure_root", None)
+        if callable(prepare):  # the store's documented hook: make its root, now
+            RetryingStore(store).retry("prepare", "", prepare)
+        written: list[str] = []
+        try:
+            if cipher:
+                assert password is not None and not callable(password)
+                written.append(slot_key(repo.add_password(password)))
+            repo.put_object(CONFIG_KEY, ObjectType.CONFIG, config.to_json(), compress=False)
+        except BaseException:
+            for key in written:  # no key slot without a config: that would block a new init
+                with contextlib.suppress(Exception):
+                    repo.store.delete(key)
+            raise
         return repo
 
     @classmethod
@@ -279,7 +285,7 @@ class RepoCore:
             if name not in cache:
                 if keys is None:
                     raise CorruptionError("config: encrypted, but the repository has no key slots")
-                cache[name] = registry.get("transform", name).factory({}, keys)
+                cache[name] = registry.make_transform(name, {}, keys)
             return cache[name]
 
         return Codec([], resolve, CHECKSUM_KEY, required_auth=None)
@@ -290,12 +296,11 @@ class RepoCore:
         return Codec(transforms, self._transform, CHECKSUM_KEY, self.config.encryption)
 
     def _transform(self, name: str, spec: Mapping[str, Any] | None = None) -> Transform:
-        options = {k: v for k, v in (spec or {}).items() if k != "name"}
+        options = _options_of(spec or {})
         cache_key = name + json.dumps(options, sort_keys=True)
         with self._tlock:
             if cache_key not in self._transforms:
-                reg = self.registry.get("transform", name)
-                self._transforms[cache_key] = reg.factory(options, self.keys)
+                self._transforms[cache_key] = self.registry.make_transform(name, options, self.keys)
             return self._transforms[cache_key]
 
     def close(self) -> None:
@@ -681,6 +686,11 @@ class RepoCore:
             pass
         self.metadata_cache.discard_chunk(chunk_id)
         return None
+
+
+def _options_of(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """The options of a transform spec (``{"name": "zstd", "level": 3}``)."""
+    return {k: v for k, v in spec.items() if k != "name"}
 
 
 def _as_bytes(password: str | bytes) -> bytes:

@@ -23,7 +23,7 @@ from ..core.locks import RepositoryLock, acquire_backup
 from ..core.progress import Progress, ProgressEvent
 from ..core.repo import RepoCore
 from ..core.writer import ChunkRef, ChunkWriter, WriteStats
-from ..errors import KvbackupError, SourceError
+from ..errors import KvbackupError
 from ..format.chunker import Chunker
 from ..format.envelope import ObjectType
 from ..format.filelist import FileListWriter
@@ -83,13 +83,7 @@ class BackupResult:
 def make_source(
     repo: RepoCore, spec: Any, source_type: str | None, options: Mapping[str, str] | None
 ) -> tuple[Source, str]:
-    reg = (
-        repo.registry.get("source", source_type) if source_type else repo.registry.source_for(spec)
-    )
-    source = reg.factory(spec, dict(options or {}))
-    if not isinstance(source, Source):
-        raise SourceError(f"source plugin {reg.name!r} returned {type(source).__name__}")
-    return source, reg.name
+    return repo.registry.make_source(spec, source_type, options)
 
 
 def _display(path: bytes) -> str:
@@ -238,6 +232,8 @@ def _run(
     tags: list[str] | None,
     lock: RepositoryLock,
 ) -> BackupResult:
+    # Checked first: a bad --compression must not leave an incomplete snapshot behind.
+    codec = repo.make_codec(_chain_with(repo, compression)) if compression else repo.codec
     host = host or socket.gethostname()
     messages: list[str] = []
     history = [s for s in repo.snapshots() if s.host == host and s.source == source.identity]
@@ -272,7 +268,6 @@ def _run(
     else:
         index, resumed_packs = GroupIndex(), 0
     snap = _allocate_snapshot(repo, snap)
-    codec = repo.make_codec(_chain_with(repo, compression)) if compression else repo.codec
     stats = BackupStats(resumed_packs=resumed_packs)
     writer = ChunkWriter(repo, group, index, codec, repo.config.pack_size, stats=stats)
     skipped: list[tuple[str, str]] = []
@@ -404,11 +399,10 @@ def _chain_with(repo: RepoCore, compression: str) -> list[dict[str, Any]]:
     ]
     if compression == "none":
         return keep
-    name, _, level = compression.partition(":")
-    spec: dict[str, Any] = {"name": repo.registry.get("transform", name).name}
-    if level:
-        spec["level"] = int(level)
-    return [spec, *keep]
+    name, sep, level = compression.partition(":")
+    reg = repo.registry.transform_for_role(name, "compression")
+    options = repo.registry.transform_options(reg.name, {"level": level} if sep else {})
+    return [{"name": reg.name, **options}, *keep]
 
 
 def _describe_error(exc: Exception) -> str:

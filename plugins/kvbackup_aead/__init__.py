@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from kvbackup import hookimpl
 from kvbackup.transforms import TransformError
 
+if TYPE_CHECKING:
+    from kvbackup.hookspecs import RegisterTransform
+
 NONCE_BYTES = 12
+
+
+@dataclass(frozen=True)
+class AeadOptions:
+    """The AEAD transforms take no options."""
 
 
 class AeadTransform:
@@ -47,24 +56,26 @@ class AeadTransform:
 
 
 def _factory_for(name: str) -> Any:
-    def factory(options: dict[str, Any], keys: Any) -> AeadTransform:
+    def factory(options: AeadOptions, keys: Any) -> AeadTransform:
         return AeadTransform(name, keys.derive(f"transform {name}"))
 
     return factory
 
 
 @hookimpl
-def kvbackup_register_transforms(register: Any) -> None:
+def kvbackup_register_transforms(register: RegisterTransform) -> None:
     register(
         "chacha20-poly1305",
         _factory_for("chacha20-poly1305"),
         role="encryption",
         default=True,
+        options=AeadOptions,
         description="ChaCha20-Poly1305 AEAD, 256-bit key derived from the master key",
     )
     register(
         "aes-256-gcm",
         _factory_for("aes-256-gcm"),
         role="encryption",
+        options=AeadOptions,
         description="AES-256-GCM AEAD, 256-bit key derived from the master key",
     )

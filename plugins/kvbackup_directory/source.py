@@ -7,7 +7,7 @@ import stat
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from kvbackup.errors import SourceError
+from kvbackup.errors import OptionError, SourceError
 from kvbackup.options import parse_bool
 from kvbackup.sources import DIR, FILE, SYMLINK, Entry, ErrorCallback, Source
 
@@ -20,16 +20,20 @@ class DirectorySource(Source):
 
     ordered = True
 
-    def __init__(self, root: str | bytes | os.PathLike[str], one_file_system: str = "") -> None:
+    def __init__(
+        self, root: str | bytes | os.PathLike[str], one_file_system: bool | str = False
+    ) -> None:
         root_b = os.fsencode(os.path.abspath(os.fsdecode(root)))
         if not os.path.isdir(root_b):
             raise SourceError(f"{os.fsdecode(root_b)}: not a directory")
         self.root = root_b
         self.identity = os.fsdecode(root_b)
-        try:
-            self._one_fs = parse_bool(one_file_system or "false")
-        except ValueError as exc:
-            raise SourceError(f"source option one_file_system: {exc}") from None
+        if isinstance(one_file_system, str):
+            try:
+                one_file_system = parse_bool(one_file_system or "false")
+            except ValueError as exc:
+                raise OptionError(f"source option one_file_system: {exc}") from None
+        self._one_fs = one_file_system
         self._root_dev = os.stat(root_b).st_dev
 
     def scan(self, on_error: ErrorCallback) -> Iterator[Entry]:

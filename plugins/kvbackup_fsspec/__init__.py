@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from kvbackup import hookimpl
 
 if TYPE_CHECKING:
-    from kvbackup.registry import RegisterStore
+    from kvbackup.hookspecs import RegisterStore
     from kvbackup.store import Store
 
 #: URL prefix that selects this store explicitly.
@@ -37,8 +37,20 @@ def kvbackup_register_stores(register: RegisterStore) -> None:
         _factory,
         schemes=("*", *EXPLICIT_SCHEMES),
         priority=-10,
+        accepts=knows_protocol,
         description="any fsspec filesystem URL (fallback; or explicitly fsspec::URL)",
     )
+
+
+def knows_protocol(url: str) -> bool:
+    """Whether fsspec knows the protocol of ``url`` (the fallback takes no other): an
+    unknown scheme is then reported as a store plugin that is not installed."""
+    if url.startswith(PREFIX):
+        return True
+    from fsspec.registry import known_implementations, registry
+
+    protocol = url.split("://", 1)[0]
+    return protocol in known_implementations or protocol in registry
 
 
 def _factory(url: str, options: dict[str, str]) -> Store:

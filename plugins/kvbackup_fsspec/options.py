@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from kvbackup.errors import StoreError
+from kvbackup.errors import OptionError
 
 #: Options the store consumes itself; every other option goes to the filesystem.
 STORE_OPTIONS = ("concurrency", "create")
@@ -31,7 +31,7 @@ def coerce(text: str) -> Any:
         try:
             return json.loads(text)
         except ValueError as exc:
-            raise StoreError(f"store option value is not valid JSON: {text!r}") from exc
+            raise OptionError(f"store 'fsspec': option value is not valid JSON: {text!r}") from exc
     return text
 
 
@@ -47,6 +47,6 @@ def storage_options(options: dict[str, str]) -> dict[str, Any]:
         for part in parents:
             target = target.setdefault(part, {})
             if not isinstance(target, dict):
-                raise StoreError(f"store option {name}: {part} is not a dict")
+                raise OptionError(f"store 'fsspec': option {name}: {part} is not a dict")
         target[leaf] = coerce(text)
     return result

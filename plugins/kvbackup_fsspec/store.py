@@ -17,8 +17,15 @@ from typing import TypeVar
 import fsspec
 from fsspec.core import url_to_fs
 
-from kvbackup.errors import KeyNotFoundError, PluginError, StoreError, TransientStoreError
+from kvbackup.errors import (
+    KeyNotFoundError,
+    OptionError,
+    PluginError,
+    StoreError,
+    TransientStoreError,
+)
 from kvbackup.options import parse_bool
+from kvbackup.registry import install_hint, missing_module
 from kvbackup.store import Store, check_key
 
 from . import PREFIX
@@ -30,6 +37,16 @@ TEMP_PREFIX = ".tmp-"
 # is not an authoritative "absent" is transient: retried, then reported, never "absent".
 _PERMANENT = (TypeError, ValueError, NotImplementedError, AttributeError)
 _PERMANENT_ERRNO = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EINVAL}
+
+
+def missing_backend(exc: ImportError) -> str:
+    """fsspec's "Install s3fs to access S3", with the pip command that installs it: the
+    ``kvbackup[fsspec]`` extra where it has the package."""
+    module = missing_module(exc)
+    text = " ".join(str(exc).split()) or f"No module named {module!r}"
+    if not module:
+        return text
+    return f"{text} ({install_hint(module, 'kvbackup')})"
 
 
 class FsspecStore(Store):
@@ -72,16 +89,15 @@ class FsspecStore(Store):
         target = url[len(PREFIX) :] if url.startswith(PREFIX) else url
         concurrency = options.get("concurrency", "8")
         if not concurrency.isdigit() or int(concurrency) < 1:
-            raise StoreError(f"{url}: store option concurrency: not a positive integer")
+            raise OptionError("store 'fsspec': option concurrency: not a positive integer")
         try:
             create = parse_bool(options.get("create", "false"))
         except ValueError as exc:
-            raise StoreError(f"{url}: store option create: {exc}") from None
+            raise OptionError(f"store 'fsspec': option create: {exc}") from None
         try:
             fs, root = url_to_fs(target, **storage_options(options))
         except ImportError as exc:
-            # fsspec names the package; the s3fs/gcsfs-style packages are optional extras here
-            raise PluginError(f"{url}: {exc} (for s3://: pip install 'kvbackup[fsspec]')") from exc
+            raise PluginError(f"{url}: {missing_backend(exc)}") from exc
         except (ValueError, TypeError) as exc:
             raise StoreError(f"{url}: cannot open filesystem: {exc}") from exc
         store = cls(fs, root, target, int(concurrency))

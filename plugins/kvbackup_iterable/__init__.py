@@ -6,11 +6,23 @@ import io
 import os
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, BinaryIO
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from kvbackup import hookimpl
 from kvbackup.errors import SourceError
+from kvbackup.options import option
 from kvbackup.sources import FILE, Entry, ErrorCallback, Source, check_relative_path
+
+if TYPE_CHECKING:
+    from kvbackup.hookspecs import RegisterSource
+
+
+@dataclass(frozen=True)
+class IterableOptions:
+    """Options of the iterable source."""
+
+    identity: str = option("", help="what the backup is of (default: the iterable's type)")
 
 
 class IterableSource(Source):
@@ -59,15 +71,16 @@ def _accepts(spec: Any) -> bool:
     return isinstance(spec, Iterable) and not isinstance(spec, (str, bytes, os.PathLike))
 
 
-def _factory(spec: Any, options: dict[str, str]) -> Source:
-    return IterableSource(spec, **options)
+def _factory(spec: Any, options: IterableOptions) -> Source:
+    return IterableSource(spec, identity=options.identity)
 
 
 @hookimpl
-def kvbackup_register_sources(register: Any) -> None:
+def kvbackup_register_sources(register: RegisterSource) -> None:
     register(
         "iterable",
         _factory,
         accepts=_accepts,
+        options=IterableOptions,
         description="a Python iterable of (name, bytes | binary file) pairs, or a mapping",
     )

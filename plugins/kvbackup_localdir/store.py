@@ -18,7 +18,7 @@ from typing import TypeVar
 from urllib.parse import unquote, urlsplit
 
 from kvbackup.errors import KeyNotFoundError, StoreError, TransientStoreError
-from kvbackup.options import parse_bool
+from kvbackup.options import parse_options
 from kvbackup.store import Store, check_key
 
 T = TypeVar("T")
@@ -53,13 +53,6 @@ def path_from_url(url: str) -> Path:
     return Path(url).expanduser().absolute()
 
 
-def _parse_bool(name: str, text: str) -> bool:
-    try:
-        return parse_bool(text)
-    except ValueError as exc:
-        raise StoreError(f"store option {name}: {exc}") from None
-
-
 class LocalDirStore(Store):
     """Keys as files under ``root``. The root is never created implicitly: pass
     ``create=True`` (option ``create=true``) or call :meth:`ensure_root`."""
@@ -81,28 +74,18 @@ class LocalDirStore(Store):
     @classmethod
     def from_url(cls, url: str, options: dict[str, str]) -> LocalDirStore:
         """Open a plain path or ``file://`` URL with ``--store-option`` values."""
-        create = fsync = None
-        concurrency = 8
-        for name, text in options.items():
-            if name == "create":
-                create = _parse_bool(name, text)
-            elif name == "fsync":
-                fsync = _parse_bool(name, text)
-            elif name == "concurrency" and text.isdigit() and int(text) > 0:
-                concurrency = int(text)
-            else:
-                raise StoreError(
-                    f"{url}: bad store option {name}={text!r} (known: create, fsync, concurrency)"
-                )
-        return cls(
-            path_from_url(url),
-            create=bool(create),
-            fsync=fsync is not False,
-            concurrency=concurrency,
-        )
+        from . import LocalOptions
+
+        parsed = parse_options(LocalOptions, options, "store 'local'")
+        return cls(path_from_url(url), create=parsed.create, fsync=parsed.fsync,
+                   concurrency=parsed.concurrency)  # fmt: skip
 
     def ensure_root(self) -> None:
-        """Create the root directory (and its parents) if it does not exist."""
+        """Create the root directory (and its parents) if it does not exist.
+
+        ``init`` calls this (the store contract's optional ``ensure_root``) once every
+        check has passed, right before it writes the repository's first object.
+        """
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except FileExistsError:

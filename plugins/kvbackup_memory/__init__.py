@@ -4,6 +4,7 @@ process. For tests and experiments; nothing survives the process."""
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from kvbackup import hookimpl
@@ -11,7 +12,7 @@ from kvbackup.errors import StoreError
 from kvbackup.store import MappingStore, check_key
 
 if TYPE_CHECKING:
-    from kvbackup.registry import RegisterStore
+    from kvbackup.hookspecs import RegisterStore
 
 _DATA: dict[str, tuple[dict[str, bytes], threading.Lock]] = {}
 _LOCK = threading.Lock()
@@ -23,8 +24,14 @@ def kvbackup_register_stores(register: RegisterStore) -> None:
         "memory",
         _factory,
         schemes=("memory",),
+        options=MemoryOptions,
         description="in-process memory, shared by name (memory://NAME)",
     )
+
+
+@dataclass(frozen=True)
+class MemoryOptions:
+    """The memory store takes no options."""
 
 
 class MemoryStore(MappingStore):
@@ -50,11 +57,9 @@ class MemoryStore(MappingStore):
             return True
 
 
-def _factory(url: str, options: dict[str, str]) -> MemoryStore:
+def _factory(url: str, options: MemoryOptions) -> MemoryStore:
     if not url.startswith("memory://"):
         raise StoreError(f"{url}: not a memory:// URL")
-    if options:
-        raise StoreError(f"{url}: the memory store takes no options (got {', '.join(options)})")
     name = url[len("memory://") :]
     with _LOCK:
         data, lock = _DATA.setdefault(name, ({}, threading.Lock()))

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from kvbackup import hookimpl
 
 if TYPE_CHECKING:
-    from kvbackup.registry import RegisterStore
+    from kvbackup.hookspecs import RegisterStore
     from kvbackup.store import Store
 
 

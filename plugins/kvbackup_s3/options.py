@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, fields
 
-from kvbackup.errors import StoreError
+from kvbackup.errors import OptionError, StoreError
 from kvbackup.store import MAX_KEY_LENGTH
 
 MAX_S3_KEY_BYTES = 1024
@@ -62,15 +62,15 @@ class S3Options:
         for name, text in options.items():
             if name in ("bucket", "prefix") or name not in types:
                 known = ", ".join(sorted(set(types) - {"bucket", "prefix"}))
-                raise StoreError(f"{url}: unknown store option {name!r} (known: {known})")
+                raise OptionError(f"store 's3': unknown option {name!r} (valid options: {known})")
             try:
                 setattr(result, name, _convert(name, types[name], text))
             except ValueError as exc:
-                raise StoreError(f"{url}: store option {name}: {exc}") from None
+                raise OptionError(f"store 's3': option {name}: {exc}") from None
         if result.multipart_chunksize < 5 * 2**20:
-            raise StoreError(f"{url}: store option multipart_chunksize: at least 5MiB (S3 limit)")
+            raise OptionError("store 's3': option multipart_chunksize: at least 5MiB (S3 limit)")
         if result.conditional_writes not in ("probe", "true", "false"):
-            raise StoreError(f"{url}: store option conditional_writes: use probe, true or false")
+            raise OptionError("store 's3': option conditional_writes: use probe, true or false")
         return result
 
 

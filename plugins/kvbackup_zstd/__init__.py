@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import threading
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from kvbackup import hookimpl
+from kvbackup.options import option
 from kvbackup.transforms import TransformError
+
+if TYPE_CHECKING:
+    from kvbackup.hookspecs import RegisterTransform
 
 DEFAULT_LEVEL = 3
 # Below this gain the compressed form is not kept: the object is stored as it is.
@@ -50,16 +55,24 @@ class ZstdTransform:
         return out
 
 
-def _factory(options: dict[str, Any], keys: Any) -> ZstdTransform:
-    return ZstdTransform(int(options.get("level", DEFAULT_LEVEL)))
+@dataclass(frozen=True)
+class ZstdOptions:
+    """Options of the ``zstd`` transform (``--compression zstd:LEVEL``)."""
+
+    level: int = option(DEFAULT_LEVEL, min=1, max=22, help="compression level")
+
+
+def _factory(options: ZstdOptions, keys: Any) -> ZstdTransform:
+    return ZstdTransform(options.level)
 
 
 @hookimpl
-def kvbackup_register_transforms(register: Any) -> None:
+def kvbackup_register_transforms(register: RegisterTransform) -> None:
     register(
         "zstd",
         _factory,
         role="compression",
         default=True,
+        options=ZstdOptions,
         description="Zstandard compression (option: level, 1-22, default 3)",
     )

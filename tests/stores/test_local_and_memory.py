@@ -14,12 +14,18 @@ import kvbackup_s3
 import pytest
 from kvbackup_localdir.store import LocalDirStore
 
-from kvbackup.errors import KeyNotFoundError, StoreError
+from kvbackup.errors import KeyNotFoundError, OptionError, StoreError
 from kvbackup.registry import PluginRegistry
+from kvbackup.store import Store
+
+
+def open_builtin(url: str, options: dict[str, str]) -> Store:
+    """A built-in store as the engine opens it: options parsed by the plugin's schema."""
+    return PluginRegistry(autoload=False).open_store(url, options)
 
 
 def test_local_root_is_not_created_by_opening_or_reading(tmp_path: Path) -> None:
-    store = kvbackup_localdir._factory(str(tmp_path / "repo"), {})
+    store = open_builtin(str(tmp_path / "repo"), {})
     with pytest.raises(KeyNotFoundError):
         store.get("config")
     assert list(store.list("snapshots/")) == []
@@ -27,16 +33,16 @@ def test_local_root_is_not_created_by_opening_or_reading(tmp_path: Path) -> None
 
 
 def test_local_put_into_missing_root_fails_without_creating_it(tmp_path: Path) -> None:
-    store = kvbackup_localdir._factory(str(tmp_path / "repo"), {})
+    store = open_builtin(str(tmp_path / "repo"), {})
     with pytest.raises(StoreError, match="does not exist"):
         store.put("groups/g/packs/p", b"x")
     assert not (tmp_path / "repo").exists()
 
 
 def test_local_create_option_and_ensure_root_make_the_root(tmp_path: Path) -> None:
-    kvbackup_localdir._factory(str(tmp_path / "a" / "repo"), {"create": "true"})
+    open_builtin(str(tmp_path / "a" / "repo"), {"create": "true"})
     assert (tmp_path / "a" / "repo").is_dir()
-    store = kvbackup_localdir._factory(f"file://{tmp_path}/b", {})
+    store = open_builtin(f"file://{tmp_path}/b", {})
     store.ensure_root()
     store.put("config", b"c")
     assert (tmp_path / "b" / "config").read_bytes() == b"c"
@@ -45,12 +51,16 @@ def test_local_create_option_and_ensure_root_make_the_root(tmp_path: Path) -> No
 def test_local_root_that_is_a_file_is_refused(tmp_path: Path) -> None:
     (tmp_path / "f").write_bytes(b"")
     with pytest.raises(StoreError, match="not a directory"):
-        kvbackup_localdir._factory(str(tmp_path / "f"), {})
+        open_builtin(str(tmp_path / "f"), {})
 
 
 def test_local_bad_option_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(StoreError, match="bad store option"):
-        kvbackup_localdir._factory(str(tmp_path), {"crate": "true"})
+    with pytest.raises(
+        OptionError,
+        match=r"^store 'local': unknown option 'crate' "
+        r"\(valid options: concurrency, create, fsync\)$",
+    ):
+        open_builtin(str(tmp_path), {"crate": "true"})
 
 
 def test_local_keys_map_to_files_and_temp_files_are_not_listed(tmp_path: Path) -> None:
@@ -107,13 +117,13 @@ def test_local_get_range_of_directory_key_is_absent(tmp_path: Path) -> None:
 
 def test_memory_url_opened_twice_shares_data() -> None:
     url = f"memory://{uuid.uuid4().hex}"
-    one = kvbackup_memory._factory(url, {})
-    two = kvbackup_memory._factory(url, {})
+    one = open_builtin(url, {})
+    two = open_builtin(url, {})
     one.put("k", b"v")
     assert two.get("k") == b"v"
     assert one.put_if_absent("lock", b"1") is True
     assert two.put_if_absent("lock", b"2") is False
-    assert kvbackup_memory._factory("memory://other-" + url[9:], {}).exists("k") is False
+    assert open_builtin("memory://other-" + url[9:], {}).exists("k") is False
 
 
 @pytest.mark.parametrize(
@@ -148,8 +158,7 @@ def test_importing_store_plugins_does_not_import_their_backends() -> None:
 
 def test_a_boolean_option_that_is_not_one_is_an_error(tmp_path: Path) -> None:
     from kvbackup.core.repo import open_store
-    from kvbackup.errors import StoreError
 
-    with pytest.raises(StoreError, match="fsync: not a boolean"):
+    with pytest.raises(OptionError, match="fsync: not a boolean"):
         open_store(str(tmp_path), {"fsync": "maybe"})
     assert open_store(str(tmp_path), {"fsync": "No"}) is not None

@@ -6,12 +6,16 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import kvbackup_localdir
 import kvbackup_memory
 import pytest
 
+from kvbackup.registry import PluginRegistry
 from kvbackup.store import MappingStore, Store
 from kvbackup.testing import StoreConformance
+
+
+def open_builtin(url: str, options: dict[str, str]) -> Store:
+    return PluginRegistry(autoload=False).open_store(url, options)
 
 
 class TestDictStore(StoreConformance):
@@ -24,11 +28,11 @@ class TestMemoryStore(StoreConformance):
     @pytest.fixture
     def store(self) -> Iterator[Store]:
         name = uuid.uuid4().hex
-        yield kvbackup_memory._factory(f"memory://{name}", {})
+        yield open_builtin(f"memory://{name}", {})
         kvbackup_memory.forget(name)
 
 
 class TestLocalDirStore(StoreConformance):
     @pytest.fixture
     def store(self, tmp_path: Path) -> Iterator[Store]:
-        yield kvbackup_localdir._factory(str(tmp_path / "repo"), {"create": "true"})
+        yield open_builtin(str(tmp_path / "repo"), {"create": "true"})
