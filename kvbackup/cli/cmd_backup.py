@@ -14,6 +14,7 @@ from .common import (
     human_size,
     json_option,
     json_progress_option,
+    parse_key_values,
     repo_options,
     requests_line,
     running,
@@ -28,6 +29,14 @@ from .common import (
 @click.option("--rehash", is_flag=True, help="Read every file, even those that look unchanged.")
 @click.option("--source-type", default=None, help="Source plugin to use (default: by SOURCE).")
 @click.option(
+    "--source-option",
+    "source_options",
+    multiple=True,
+    callback=parse_key_values,
+    metavar="KEY=VALUE",
+    help="An option for the source plugin (repeatable; see `kvbackup plugins`).",
+)
+@click.option(
     "--compression",
     default=None,
     help="Override compression for this run ('none', 'zstd', 'zstd:LEVEL').",
@@ -41,6 +50,7 @@ def command(
     full: bool,
     rehash: bool,
     source_type: str | None,
+    source_options: dict[str, str],
     compression: str | None,
     tags: tuple[str, ...],
     quiet: bool,
@@ -75,6 +85,7 @@ def command(
             full=full,
             rehash=rehash,
             source_type=source_type,
+            source_options=source_options,
             compression=compression,
             progress=progress,
             tags=tags,

@@ -6,14 +6,21 @@ from typing import Any
 
 import click
 
-from ..registry import default_registry
+from ..options import schema_fields
+from ..registry import Registration, default_registry
 from .common import emit_json, json_option
+
+
+def _options(reg: Registration) -> list[str] | None:
+    """The option names the plugin declares, or ``None`` if it takes free-form options."""
+    return None if reg.options is None else [f.name for f in schema_fields(reg.options)]
 
 
 @click.command("plugins")
 @json_option
 def command(as_json: bool) -> None:
-    """List every registered source, store and transform, and where it comes from.
+    """List every registered source, store and transform, where it comes from, and the
+    plugins that could not be loaded (with the reason).
 
     \b
     Example:
@@ -33,10 +40,21 @@ def command(as_json: bool) -> None:
                     "role": reg.role,
                     "default": reg.default,
                     "description": reg.description,
+                    "options": _options(reg),
                 }
             )
+    unavailable = [
+        {
+            "kind": "unavailable",
+            "name": u.plugin,
+            "plugin": u.plugin,
+            "distribution": u.distribution,
+            "reason": u.reason,
+        }
+        for u in registry.unavailable
+    ]
     if as_json:
-        emit_json(rows)
+        emit_json(rows + unavailable)
         return
     for row in rows:
         extra = ""
@@ -51,7 +69,14 @@ def command(as_json: bool) -> None:
             )
         if row["role"]:
             extra = f" [{row['role']}{', default' if row['default'] else ''}]"
+        if row["options"]:
+            extra += f" (options: {', '.join(row['options'])})"
         click.echo(
             f"{row['kind']:<10} {row['name']:<18} {row['distribution']:<22} "
             f"{row['description']}{extra}"
+        )
+    for item in unavailable:
+        click.echo(
+            f"{'unavailable':<10} {item['plugin']:<18} {item['distribution'] or '-':<22} "
+            f"{item['reason']}"
         )

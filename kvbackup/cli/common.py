@@ -71,9 +71,10 @@ class RepoOptions:
             raise
 
 
-def _parse_store_options(
+def parse_key_values(
     ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
 ) -> dict[str, str]:
+    """``("a=1", "b=2")`` -> ``{"a": "1", "b": "2"}`` (a click callback)."""
     out: dict[str, str] = {}
     for item in values:
         key, sep, value = item.partition("=")
@@ -83,7 +84,7 @@ def _parse_store_options(
     return out
 
 
-parse_store_options = _parse_store_options
+parse_store_options = parse_key_values  # the name cmd_copy uses
 
 
 def repo_options(fn: F) -> F:
@@ -114,7 +115,7 @@ def repo_options(fn: F) -> F:
             "-o",
             "store_options",
             multiple=True,
-            callback=_parse_store_options,
+            callback=parse_key_values,
             metavar="KEY=VALUE",
             help="An option for the store plugin (repeatable).",
         ),

@@ -18,6 +18,13 @@ class KvbackupGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
+            return self._invoke(ctx)
+        finally:
+            if ctx.invoked_subcommand != "plugins":  # that one lists them itself
+                _warn_unavailable_plugins()
+
+    def _invoke(self, ctx: click.Context) -> Any:
+        try:
             return super().invoke(ctx)
         except KvbackupError as exc:
             click.echo(f"kvbackup: error: {_one_line(exc)}", err=True)
@@ -39,6 +46,16 @@ class KvbackupGroup(click.Group):
                 err=True,
             )
             ctx.exit(ExitCode.ERROR)
+
+
+def _warn_unavailable_plugins() -> None:
+    """Name each plugin that could not be loaded, if this command needed the plugins."""
+    loaded = sys.modules.get("kvbackup.registry")  # not imported: no plugin was needed
+    registry = loaded.built_default_registry() if loaded else None
+    for item in registry.unavailable if registry else ():
+        click.echo(
+            f"kvbackup: warning: plugin {item.plugin!r} is unavailable: {item.reason}", err=True
+        )
 
 
 def _one_line(exc: BaseException) -> str:
@@ -64,9 +81,10 @@ def _one_line(exc: BaseException) -> str:
 def cli(ctx: click.Context, profile_name: str | None, config_path: str | None) -> None:
     """Deduplicated, incremental, compressed and encrypted backups into any key/value store.
 
-    Exit codes: 0 success, 3 partial (some files unreadable), 10 no repository,
-    11 wrong password, 12 corrupt repository, 13 store failure, 14 locked, 15 not found,
-    16 differences found, 17 plugin missing, 18 bad config file or profile, 1 other errors.
+    Exit codes: 0 success, 2 wrong usage or option, 3 partial (some files unreadable),
+    10 no repository, 11 wrong password, 12 corrupt repository, 13 store failure, 14 locked,
+    15 not found, 16 differences found, 17 plugin missing or broken, 18 bad config file or
+    profile, 1 other errors.
 
     \b
     Example:
