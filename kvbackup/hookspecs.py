@@ -115,7 +115,7 @@ def kvbackup_register_transforms(register: RegisterTransform) -> None:
         :class:`kvbackup.transforms.Transform` whose ``name`` is ``name``; ``options`` come
         from the repository config or ``--compression NAME:LEVEL`` (an instance of the
         ``options`` schema, or a ``dict`` without one), ``keys`` is the repository's
-        :class:`kvbackup.keys.KeyMaterial` (derive a subkey from it, never use it raw).
+        :class:`kvbackup.KeyMaterial` (derive a subkey from it, never use it raw).
         ``role`` is ``"compression"`` (the transform must not authenticate) or
         ``"encryption"`` (it must: an AEAD) for the transforms that can fill that step of
         the chain, and ``default`` marks the one ``init`` uses when the user chooses none.

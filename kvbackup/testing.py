@@ -1,7 +1,8 @@
-"""The store conformance suite: behaviour every kvbackup store must have.
+"""Conformance suites: behaviour every kvbackup store, source and transform must have.
 
-Store authors subclass :class:`StoreConformance` in a pytest module, override the ``store``
-fixture, and get one test per rule of the store contract::
+Plugin authors subclass :class:`StoreConformance`, :class:`SourceConformance` or
+:class:`TransformConformance` in a pytest module, override one fixture, and get one test per
+rule of the contract::
 
     import pytest
     from kvbackup.testing import StoreConformance
@@ -13,25 +14,34 @@ fixture, and get one test per rule of the store contract::
             yield s
             s.close()
 
-Each test works under its own random key prefix, so the fixture may hand out the same
+Store tests each work under their own random key prefix, so the fixture may hand out the same
 (non-empty) store every time. Class attributes tune the cost of the heavier tests. This
-module needs pytest, which is only a test dependency of kvbackup.
+module needs pytest, which is only a test dependency of kvbackup. ``docs/plugins.md`` shows
+a third-party package using all three suites.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-from .errors import KeyNotFoundError
-from .store import MAX_KEY_LENGTH, Store, check_key
+import kvbackup
 
-__all__ = ["StoreConformance", "max_length_key"]
+from .errors import KeyNotFoundError
+from .format.keyslots import KeyMaterial
+from .sources import DIR, FILE, KINDS, Entry, Source, check_relative_path
+from .store import MAX_KEY_LENGTH, Store, check_key
+from .transforms import Transform, TransformError
+
+__all__ = ["SourceConformance", "StoreConformance", "TransformConformance", "max_length_key"]
 
 
 def max_length_key(prefix: str, length: int = MAX_KEY_LENGTH, segment: int = 100) -> str:
@@ -309,3 +319,253 @@ class StoreConformance:
         assert isinstance(store.supports_put_if_absent, bool)
         assert isinstance(store.concurrency, int) and store.concurrency >= 1
         assert isinstance(store.description, str) and store.description
+
+
+# ====================================================================== sources
+
+#: Builds a source holding ``files`` (relative ``/``-separated paths -> content).
+MakeSource = Callable[[dict[bytes, bytes]], Source]
+
+
+def read_source(source: Source) -> dict[bytes, bytes]:
+    """Every file of ``source`` with its content, as the engine reads them."""
+    files: dict[bytes, bytes] = {}
+    for entry in source.scan(_raise):
+        if entry.kind == FILE:
+            with source.open(entry) as fh:
+                files[entry.path] = _read_all(fh)
+    return files
+
+
+def _read_all(fh: Any) -> bytes:
+    parts: list[bytes] = []
+    while True:
+        part = fh.read(1 << 20)
+        if not part:
+            return b"".join(parts)
+        parts.append(bytes(part))
+
+
+def _raise(path: bytes, exc: Exception) -> None:
+    raise AssertionError(f"the source reported {path!r} as unreadable: {exc}")
+
+
+class SourceConformance:
+    """Subclass as ``TestSomething`` and override the ``make_source`` fixture: it returns a
+    function that builds a source holding the given files (folders are implied by the
+    paths). Override :meth:`break_file` to test how an unreadable file is reported."""
+
+    #: Size of the file in the large-file test.
+    large_file_size: int = 3 * 2**20
+    #: The source can hold names that are not valid UTF-8.
+    non_utf8_names: bool = True
+
+    @pytest.fixture
+    def make_source(self, tmp_path: Path) -> MakeSource:
+        """Returns ``files -> Source``: override in the subclass."""
+        raise NotImplementedError("override the `make_source` fixture")
+
+    def break_file(self, source: Source, entry: Entry) -> None:
+        """Make the content of ``entry`` (already scanned) unreadable; skips by default."""
+        pytest.skip("the subclass does not say how to make a file unreadable")
+
+    SAMPLE = {
+        b"a.txt": b"hello world\n",
+        b"empty": b"",
+        b"dir/b.bin": bytes(range(256)) * 4,
+        b"dir/sub/c.txt": b"nested " * 100,
+        b"dir/sub/d": b"\x00\r\n\x00",
+        b"z-last": b"z",
+    }
+
+    def test_scan_yields_every_file_with_its_content(self, make_source: MakeSource) -> None:
+        assert read_source(make_source(dict(self.SAMPLE))) == self.SAMPLE
+
+    def test_entries_have_safe_unique_paths_and_known_kinds(self, make_source: MakeSource) -> None:
+        entries = list(make_source(dict(self.SAMPLE)).scan(_raise))
+        paths = [e.path for e in entries]
+        assert len(paths) == len(set(paths)), "an entry was yielded twice"
+        for entry in entries:
+            assert isinstance(entry.path, bytes)
+            assert check_relative_path(entry.path) == entry.path
+            assert entry.kind in KINDS
+        assert {e.path for e in entries if e.kind == FILE} == set(self.SAMPLE)
+
+    def test_file_sizes_match_their_content_or_are_unknown(self, make_source: MakeSource) -> None:
+        for entry in make_source(dict(self.SAMPLE)).scan(_raise):
+            if entry.kind == FILE:
+                assert entry.size in (len(self.SAMPLE[entry.path]), -1)
+
+    def test_an_ordered_source_yields_sorted_entries_parents_first(
+        self, make_source: MakeSource
+    ) -> None:
+        source = make_source(dict(self.SAMPLE))
+        if not source.ordered:
+            pytest.skip("the source is not ordered")
+        entries = list(source.scan(_raise))
+        keys = [e.sort_key() for e in entries]
+        assert keys == sorted(keys)
+        seen_dirs = {e.path for e in entries if e.kind == DIR}
+        for entry in entries:
+            parent = entry.path.rpartition(b"/")[0]
+            assert not parent or parent in seen_dirs, f"{entry.path!r} before its folder"
+
+    def test_an_empty_source_yields_no_file(self, make_source: MakeSource) -> None:
+        assert read_source(make_source({})) == {}
+
+    def test_a_large_file_is_read_whole(self, make_source: MakeSource) -> None:
+        content = os.urandom(self.large_file_size)
+        assert read_source(make_source({b"large.bin": content})) == {b"large.bin": content}
+
+    def test_a_name_that_is_not_utf8_round_trips(self, make_source: MakeSource) -> None:
+        if not self.non_utf8_names:
+            pytest.skip("the source cannot hold names that are not UTF-8")
+        files = {b"latin1-\xe9t\xe9.bin": b"bytes name", "ünï/文件".encode(): b"unicode"}
+        assert read_source(make_source(files)) == files
+
+    def test_scans_of_the_same_files_are_the_same(self, make_source: MakeSource) -> None:
+        one, two = make_source(dict(self.SAMPLE)), make_source(dict(self.SAMPLE))
+        assert isinstance(one.identity, str) and one.identity
+        listing = [(e.path, e.kind, e.size) for e in one.scan(_raise)]
+        assert listing == [(e.path, e.kind, e.size) for e in two.scan(_raise)]
+        one.close()
+        two.close()
+
+    def test_an_unreadable_file_raises_oserror(self, make_source: MakeSource) -> None:
+        source = make_source({b"ok.txt": b"fine", b"gone.txt": b"soon unreadable"})
+        entries = {e.path: e for e in source.scan(_raise)}
+        self.break_file(source, entries[b"gone.txt"])
+        with pytest.raises(OSError):
+            _read_all(source.open(entries[b"gone.txt"]))
+        assert _read_all(source.open(entries[b"ok.txt"])) == b"fine"
+
+    def test_backup_and_restore_round_trip_through_the_engine(
+        self, make_source: MakeSource, tmp_path: Path
+    ) -> None:
+        files = dict(self.SAMPLE)
+        repo = kvbackup.Repository.init({}, encryption="none")
+        result = repo.backup(make_source(files))
+        assert result.stats.files == len(files) and not result.skipped
+        restored = repo.restore("latest", tmp_path / "restored")
+        assert not restored.errors
+        base = os.fsencode(tmp_path / "restored")
+        for path, content in files.items():
+            with open(os.path.join(base, path), "rb") as fh:
+                assert fh.read() == content
+
+
+# ====================================================================== transforms
+
+#: A fixed master key for transform tests (never use it for anything real).
+TEST_KEYS = KeyMaterial(bytes(range(32)))
+
+
+class TransformConformance:
+    """Subclass as ``TestSomething`` and override the ``transform`` fixture (the ``keys``
+    fixture gives a fixed :class:`~kvbackup.KeyMaterial` for its factory)."""
+
+    #: Size of the inputs of the large round trips.
+    large_size: int = 4 * 2**20
+    #: A transform that does not authenticate gives the same output for the same input.
+    deterministic: bool = True
+    #: Damaged input raises :class:`~kvbackup.errors.TransformError`; ``None``: if it
+    #: authenticates (a compressor need not notice damage: the envelope checksum does).
+    detects_damage: bool | None = None
+
+    @pytest.fixture
+    def keys(self) -> KeyMaterial:
+        return TEST_KEYS
+
+    @pytest.fixture
+    def transform(self, keys: KeyMaterial) -> Transform:
+        """The transform under test: override in the subclass."""
+        raise NotImplementedError("override the `transform` fixture")
+
+    AAD = b"\x4b\x56\x01\x06\x00chunk-id"
+
+    def _round_trip(self, t: Transform, data: bytes) -> None:
+        out = t.encode(data, self.AAD)
+        if out is None:
+            assert not t.authenticates, "an authenticating transform declined to apply"
+            return
+        assert isinstance(out, bytes)
+        assert t.decode(out, self.AAD) == data
+
+    def _detects(self, t: Transform) -> bool:
+        return t.authenticates if self.detects_damage is None else self.detects_damage
+
+    def test_declares_its_name_and_whether_it_authenticates(self, transform: Transform) -> None:
+        assert isinstance(transform, Transform)
+        assert isinstance(transform.name, str) and transform.name
+        assert transform.name.isascii() and len(transform.name) <= 255
+        assert isinstance(transform.authenticates, bool)
+
+    @pytest.mark.parametrize(
+        "data",
+        [b"", b"x", b"hello world\n" * 50, bytes(range(256)) * 16, b"\x00" * 4096],
+        ids=["empty", "one-byte", "text", "every-byte", "zeros"],
+    )
+    def test_small_inputs_round_trip(self, transform: Transform, data: bytes) -> None:
+        self._round_trip(transform, data)
+
+    def test_large_random_input_round_trips(self, transform: Transform) -> None:
+        self._round_trip(transform, os.urandom(self.large_size))
+
+    def test_large_compressible_input_round_trips(self, transform: Transform) -> None:
+        self._round_trip(transform, b"kvbackup conformance " * (self.large_size // 21))
+
+    def test_an_authenticating_transform_never_declines(self, transform: Transform) -> None:
+        if not transform.authenticates:
+            pytest.skip("the transform does not authenticate")
+        for data in (b"", os.urandom(1000), b"a" * 100000):
+            assert transform.encode(data, self.AAD) is not None
+
+    def test_encoding_is_deterministic_or_freshly_randomised(self, transform: Transform) -> None:
+        data = b"the same input, twice " * 100
+        one, two = transform.encode(data, self.AAD), transform.encode(data, self.AAD)
+        if transform.authenticates:
+            assert one != two, "an AEAD must use a fresh nonce for every object"
+        elif self.deterministic:
+            assert one == two
+
+    def test_decoding_is_repeatable(self, transform: Transform) -> None:
+        data = os.urandom(5000) + b"z" * 5000
+        out = transform.encode(data, self.AAD)
+        if out is None:
+            pytest.skip("the transform declined this input")
+        assert transform.decode(out, self.AAD) == transform.decode(out, self.AAD) == data
+
+    def test_damaged_input_raises_transform_error(self, transform: Transform) -> None:
+        data = b"precious data " * 500
+        out = transform.encode(data, self.AAD)
+        if out is None:
+            pytest.skip("the transform declined this input")
+        damaged = [out[: len(out) // 2], out[:-1], b"", os.urandom(len(out))]
+        for position in (0, len(out) // 2, len(out) - 1):
+            flipped = bytearray(out)
+            flipped[position] ^= 0x01
+            damaged.append(bytes(flipped))
+        for blob in damaged:
+            if self._detects(transform):
+                with pytest.raises(TransformError):
+                    transform.decode(blob, self.AAD)
+            else:
+                with contextlib.suppress(TransformError):  # may not notice; must not crash
+                    assert isinstance(transform.decode(blob, self.AAD), bytes)
+
+    def test_other_associated_data_is_rejected(self, transform: Transform) -> None:
+        if not transform.authenticates:
+            pytest.skip("the transform does not authenticate")
+        out = transform.encode(b"bound to its place", self.AAD)
+        assert out is not None
+        with pytest.raises(TransformError):
+            transform.decode(out, self.AAD + b"-elsewhere")
+
+    def test_threads_can_share_the_transform(self, transform: Transform) -> None:
+        def work(n: int) -> bool:
+            data = os.urandom(1000 * n) + bytes([n]) * 20000
+            out = transform.encode(data, self.AAD)
+            return out is None or transform.decode(out, self.AAD) == data
+
+        with ThreadPoolExecutor(8) as pool:
+            assert all(pool.map(work, range(1, 33)))
