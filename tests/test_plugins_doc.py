@@ -4,24 +4,35 @@ from __future__ import annotations
 
 import inspect
 import os
-import re
+import subprocess
+import sys
 import types
+import typing
+import zipfile
 from pathlib import Path
 
 import pytest
 
 import kvbackup.hookspecs as hookspecs
-from kvbackup import Repository, hookimpl
+from kvbackup import OptionError, Repository, hookimpl
 from kvbackup.errors import PluginError
+from kvbackup.hookspecs import RegisterSource, RegisterStore, RegisterTransform
 from kvbackup.registry import PluginRegistry
 
 DOC = Path(__file__).parent.parent / "docs" / "plugins.md"
 
 
+def doc_block(marker: str) -> str:
+    """The python block after ``<!-- example: MARKER`` in docs/plugins.md."""
+    text = DOC.read_text()
+    block = text[text.index(f"<!-- example: {marker}") :]
+    start = block.index("```python\n") + len("```python\n")
+    return block[start : block.index("```\n", start)]
+
+
 def load_example() -> types.ModuleType:
-    blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(), re.S)
     module = types.ModuleType("kvbackup_example")
-    exec(compile(blocks[0], str(DOC), "exec"), module.__dict__)
+    exec(compile(doc_block("plugin"), str(DOC), "exec", dont_inherit=True), module.__dict__)
     return module
 
 
@@ -31,27 +42,55 @@ def example() -> types.ModuleType:
 
 
 def test_the_documented_example_plugin_backs_up_and_restores(
-    example: types.ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    example: types.ModuleType, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv("EXAMPLE_GREETING", "hello from the environment")
+    archive = tmp_path / "photos.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("2024/beach.jpg", b"\xff\xd8 not really a jpeg")
+        zf.writestr("notes.txt", b"hello from the archive")
     registry = PluginRegistry(plugins=[example])
     repo = Repository.init("logging://demo", password="pw", compression="reverse", plugins=registry)
-    result = repo.backup("env:EXAMPLE_")
-    assert result.stats.files == 1
+    result = repo.backup(f"zip:{archive}")
+    assert result.stats.files == 2
     store = example.STORES["logging://demo"]
     assert any(k.startswith("snapshots/") for k in store.written)
     assert repo.config.transforms[0]["name"] == "reverse"
     reopened = Repository.open("logging://demo", password="pw", plugins=registry)
     reopened.restore("latest", tmp_path / "out")
-    assert (tmp_path / "out" / "EXAMPLE_GREETING").read_text() == "hello from the environment"
+    assert (tmp_path / "out" / "notes.txt").read_bytes() == b"hello from the archive"
+    assert (tmp_path / "out" / "2024" / "beach.jpg").read_bytes() == b"\xff\xd8 not really a jpeg"
+
+
+def test_the_documented_plugin_tests_pass_all_three_suites(tmp_path: Path) -> None:
+    (tmp_path / "kvbackup_example.py").write_text(doc_block("plugin"))
+    (tmp_path / "test_kvbackup_example.py").write_text(doc_block("conformance"))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path[1:]])}
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider",
+         f"--basetemp={tmp_path / 'pt'}", "test_kvbackup_example.py"],
+        cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:]
+    lines = done.stdout.splitlines()
+    for suite in ("TestLoggingStore", "TestZipSource", "TestReverse"):
+        passed = [line for line in lines if f"::{suite}::" in line and " PASSED" in line]
+        assert len(passed) >= 7, f"{suite}: too few tests passed"
+    assert not [line for line in lines if " FAILED" in line or " ERROR" in line]
 
 
 def test_the_engine_uses_the_plugins_source_for_the_specs_it_accepts(
     example: types.ModuleType,
 ) -> None:
     registry = PluginRegistry(plugins=[example])
-    assert registry.source_for("env:X").name == "environment"
+    assert registry.source_for("zip:/x.zip").name == "zip"
     assert registry.store_for_url("logging://x").name == "logging"
+
+
+def test_the_example_store_option_is_checked(example: types.ModuleType) -> None:
+    registry = PluginRegistry(plugins=[example])
+    with pytest.raises(OptionError, match=r"^store 'logging': unknown option 'kep' "
+                       r"\(valid options: keep\)$"):  # fmt: skip
+        registry.open_store("logging://y", {"kep": "3"})
 
 
 def test_two_plugins_registering_one_name_is_an_error_naming_both() -> None:
@@ -71,26 +110,49 @@ def test_two_plugins_registering_one_name_is_an_error_naming_both() -> None:
 
 
 def test_a_missing_plugin_is_a_clear_error() -> None:
-    registry = PluginRegistry(autoload=False)
+    registry = PluginRegistry(autoload=False, defaults=False)
     with pytest.raises(PluginError, match="plugin may not be installed"):
         registry.get("transform", "zstd")
     with pytest.raises(PluginError, match="no store plugin serves s3://"):
         registry.store_for_url("s3://bucket/x")
 
 
-def test_autoload_can_be_switched_off_by_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_autoload_the_built_ins_are_still_registered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("KVBACKUP_DISABLE_PLUGIN_AUTOLOAD", "1")
-    assert PluginRegistry().all("store") == []
-    monkeypatch.delenv("KVBACKUP_DISABLE_PLUGIN_AUTOLOAD")
-    assert {r.name for r in PluginRegistry().all("store")} >= {"local", "s3", "memory"}
+    registry = PluginRegistry()
+    assert {r.name for r in registry.all("store")} == {"local", "s3", "memory", "fsspec"}
+    assert {r.name for r in registry.all("source")} == {"directory", "iterable"}
+    assert registry.default_transform("compression").name == "zstd"  # type: ignore[union-attr]
+    assert registry.default_transform("encryption").name == "chacha20-poly1305"  # type: ignore[union-attr]
+    assert PluginRegistry(defaults=False).all("store") == []
 
 
 def test_every_hook_is_typed_and_documented() -> None:
-    hooks = [f for n, f in vars(hookspecs).items() if n.startswith("kvbackup_")]
-    assert len(hooks) == 3
-    for hook in hooks:
-        assert ":param register:" in (hook.__doc__ or "")
-        assert "register" in inspect.signature(hook).parameters
+    hooks = {n: f for n, f in vars(hookspecs).items() if n.startswith("kvbackup_")}
+    protocols = {
+        "kvbackup_register_stores": RegisterStore,
+        "kvbackup_register_sources": RegisterSource,
+        "kvbackup_register_transforms": RegisterTransform,
+    }
+    assert set(hooks) == set(protocols)
+    doc = DOC.read_text()
+    for name, hook in hooks.items():
+        hints = typing.get_type_hints(hook)
+        assert hints["register"] is protocols[name] and hints["return"] is type(None)
+        text = hook.__doc__ or ""
+        assert ":param register:" in text
+        assert f"`{name}(register)`" in doc, f"{name} is not in docs/plugins.md"
+        keywords = [
+            p.name
+            for p in inspect.signature(protocols[name].__call__).parameters.values()
+            if p.kind is inspect.Parameter.KEYWORD_ONLY
+        ]
+        row = next(line for line in doc.splitlines() if f"`{name}(register)`" in line)
+        for keyword in keywords:
+            assert f"{keyword}=" in text, f"{name}: {keyword} is not in its docstring"
+            assert f"{keyword}=" in row, f"{name}: {keyword} is not in docs/plugins.md"
 
 
 def test_importing_kvbackup_does_not_import_heavy_dependencies() -> None:
