@@ -396,7 +396,7 @@ def test_a_bad_compression_for_one_backup_leaves_no_incomplete_snapshot(
     code = ExitCode.PLUGIN if value == "nosuch" else ExitCode.USAGE
     done = run("backup", src, "--repo", repo, "--compression", value, env=cli_env(), code=code)
     assert error_line(done).startswith(f"kvbackup: error: {message}")
-    assert sorted(p.name for p in repo.iterdir()) == ["config", "keys"]
+    assert not (repo / "snapshots").exists() and not (repo / "groups").exists()
 
 
 def test_an_unknown_source_option_is_a_usage_error(tmp_path: Path) -> None:
@@ -418,9 +418,10 @@ def test_an_unknown_source_option_is_a_usage_error(tmp_path: Path) -> None:
         "kvbackup: error: source 'directory': option one_file_system: not a boolean: 'maybe' "
         "(use true or false)"
     )
+    assert not (repo / "snapshots").exists()
     run("backup", src, "--repo", repo, "--source-option", "one_file_system=true",
         env=cli_env(), code=0)  # fmt: skip
-    assert sorted(p.name for p in repo.iterdir()) == ["config", "groups", "keys", "snapshots"]
+    assert len(list((repo / "snapshots").iterdir())) >= 1
 
 
 # ------------------------------------------------------------------ built-ins without autoload
