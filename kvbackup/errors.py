@@ -23,6 +23,8 @@ class ExitCode:
     DIFFERENCES = 16  # verify --full found differences
     PLUGIN = 17
     CONFIG = 18  # a config file that cannot be used, or a profile it does not have
+    TARGET = 19  # the restore target cannot be written: read-only, permission, disk full
+    INTERRUPTED = 130  # SIGINT (Ctrl-C)
 
 
 class KvbackupError(Exception):
@@ -138,3 +140,15 @@ class ConfigError(KvbackupError):
 
 class SourceError(KvbackupError):
     """The source to back up cannot be used at all."""
+
+
+class TargetNotWritableError(KvbackupError):
+    """The restore target cannot be written (read-only, permission denied, disk full)."""
+
+    exit_code = ExitCode.TARGET
+
+
+class UsageError(KvbackupError):
+    """A command was given a value it cannot use (click cannot see it)."""
+
+    exit_code = ExitCode.USAGE

@@ -67,13 +67,15 @@ class Repository:
         store_options: Mapping[str, str] | None = None,
         plugins: PluginRegistry | None = None,
         cache: CacheChoice = None,
+        kdf_profile: str | None = None,
     ) -> Repository:
         """Create a repository at ``location`` (a path, a URL, a store or a mapping).
 
         Encryption is on unless ``encryption="none"``; it then needs a ``password``. The one
         exception is a plain in-process ``dict`` given no password: nothing in it is at rest
         anywhere, so ``Repository.init({})`` makes an unencrypted repository (for tests and
-        scripts that swap a real store for a dict).
+        scripts that swap a real store for a dict). ``kdf_profile`` names the key-derivation
+        settings of the first key slot (see ``KDF_PROFILES`` in :mod:`kvbackup.format.keyslots`).
         """
         return cls(
             RepoCore.create(
@@ -87,6 +89,7 @@ class Repository:
                 store_options=store_options,
                 plugins=plugins,
                 cache=cache,
+                kdf_profile=kdf_profile,
             )
         )
 
@@ -145,17 +148,27 @@ class Repository:
 
     # ----------------------------------------------------------------- passwords
 
-    def add_password(self, password: str | bytes, label: str = "") -> str:
-        """Add a key slot opening this repository with ``password``; return its id."""
-        return self.core.add_password(password, label)
+    def add_password(
+        self, password: str | bytes, label: str = "", kdf_profile: str | None = None
+    ) -> str:
+        """Add a key slot opening this repository with ``password``; return its id.
+        ``kdf_profile`` defaults to that of the slot this repository was opened with."""
+        return self.core.add_password(password, label, kdf_profile)
+
+    @property
+    def slot_id(self) -> str | None:
+        """The key slot the password opened (or ``init`` made); ``None`` if unencrypted."""
+        return self.core.slot_id
 
     def key_slots(self) -> list[dict[str, Any]]:
-        """The key slots: id, label, KDF parameters; a damaged slot has ``damaged`` set
-        to what is wrong with it (and no other fields but ``id``)."""
+        """The key slots: id, label, KDF profile and parameters, ``in_use`` (the slot the
+        password opened); a damaged slot has ``damaged`` set to what is wrong with it (and no
+        other fields but ``id``)."""
         return self.core.key_slots()
 
     def remove_key_slot(self, slot_id: str) -> None:
-        """Remove a key slot (a damaged one too); the last intact one cannot be removed."""
+        """Remove a key slot (a damaged one too); neither the last intact one nor the one
+        the password opened can be removed."""
         self.core.remove_key_slot(slot_id)
 
     # ----------------------------------------------------------------- snapshots

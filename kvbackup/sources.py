@@ -7,6 +7,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
+from .display import display_name
+
 FILE = "file"
 DIR = "dir"
 SYMLINK = "symlink"
@@ -82,5 +84,5 @@ def check_relative_path(path: bytes) -> bytes:
     """
     framed = b"/" + path + b"/"
     if not path or b"\0" in path or b"//" in framed or b"/./" in framed or b"/../" in framed:
-        raise ValueError(f"unsafe path {path!r}")
+        raise ValueError(f'unsafe path "{display_name(path)}"')
     return path

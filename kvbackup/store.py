@@ -10,6 +10,7 @@ wraps it in :class:`RetryingStore` (transient errors are retried, then raised, n
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 import re
 import threading
@@ -55,6 +56,9 @@ class Store(ABC):
     concurrency: int = 4
     #: A short human description used in error messages ("s3://bucket/prefix").
     description: str = "store"
+    #: How long (seconds) one operation may take, retries included, before it fails for
+    #: good; ``None``: the engine's default (see :class:`RetryPolicy`).
+    deadline: float | None = None
 
     @abstractmethod
     def get(self, key: str) -> bytes:
@@ -163,13 +167,32 @@ class MappingStore(Store):
         return bool(self._call("exists", key, lambda: key in self.mapping))
 
 
+DEADLINE_ENV = "KVBACKUP_STORE_DEADLINE"
+DEFAULT_DEADLINE = 30.0
+
+
+def default_deadline() -> float:
+    """``$KVBACKUP_STORE_DEADLINE`` (seconds) if set to a positive number, else 30."""
+    try:
+        value = float(os.environ.get(DEADLINE_ENV, "") or DEFAULT_DEADLINE)
+    except ValueError:
+        return DEFAULT_DEADLINE
+    return value if 0 < value < float("inf") else DEFAULT_DEADLINE
+
+
 @dataclass
 class RetryPolicy:
-    """Exponential backoff with full jitter."""
+    """Exponential backoff with full jitter, within a deadline per operation.
+
+    No new attempt starts once ``deadline`` seconds have passed since the first (a store's
+    own :attr:`Store.deadline` takes precedence), so an operation against a server that
+    stopped answering fails after about the deadline plus one request's timeouts.
+    """
 
     attempts: int = 6
     base_delay: float = 0.2
     max_delay: float = 10.0
+    deadline: float = field(default_factory=default_deadline)
 
     def delays(self) -> Iterator[float]:
         for attempt in range(self.attempts - 1):
@@ -184,6 +207,7 @@ class WrappingStore(Store):
         self.supports_get_range = inner.supports_get_range
         self.concurrency = inner.concurrency
         self.description = inner.description
+        self.deadline = inner.deadline
 
     @property
     def supports_put_if_absent(self) -> bool:  # type: ignore[override]
@@ -213,15 +237,21 @@ class RetryingStore(WrappingStore):
 
     def _retry(self, op: str, key: str, fn: Callable[[], T]) -> T:
         delays = self.policy.delays()
+        deadline = self.deadline or self.policy.deadline
+        started = time.monotonic()
+        attempts = 0
         while True:
             try:
+                attempts += 1
                 return fn()
             except TransientStoreError as exc:
                 delay = next(delays, None)
-                if delay is None:
+                elapsed = time.monotonic() - started
+                if delay is None or elapsed + delay >= deadline:
+                    timing = "" if delay is None else f" in {elapsed:.0f}s (deadline {deadline:g}s)"
                     raise StoreError(
-                        f"{self.description}: {op} {key} failed after "
-                        f"{self.policy.attempts} attempts: {exc}"
+                        f"{self.description}: {op} {key} failed after {attempts} attempts"
+                        f"{timing}: {exc}"
                     ) from exc
                 time.sleep(delay)
 

@@ -17,6 +17,11 @@ class Transform(Protocol):
     facing incompressible data); the transform is then left out of that object's header.
     A transform with ``authenticates = True`` (an AEAD) must always apply, must run last in
     the chain, and must reject any change to the data or to ``aad`` in ``decode``.
+
+    A transform whose output can be much larger than its input (a decompressor) should also
+    offer ``decode_limited(data, aad, max_size)``, which must refuse, before allocating it,
+    output larger than ``max_size`` (raise :class:`TransformError`): the codec passes the
+    largest size the object can have, so a crafted object cannot exhaust memory.
     """
 
     name: str

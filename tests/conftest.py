@@ -11,12 +11,21 @@ import kvbackup.testkit.pytest_plugin
 __all__ = ["moto_s3", "rclone_s3"]
 
 import os
-
-# Argon2id at full strength costs ~0.2 s per password check; tests use cheap parameters
-# (tests of the KDF itself unset this).
-os.environ.setdefault("KVBACKUP_TEST_FAST_KDF", "1")
-
 import tempfile
+
+import pytest
+
+from kvbackup.format import keyslots
+
+
+@pytest.fixture(autouse=True)
+def cheap_key_derivation(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Argon2id at full strength costs ~0.2 s per password check: repositories made in the
+    tests' own process get the ``insecure-fast`` profile (recorded in their key slots), and
+    the helpers that run the ``kvbackup`` command pass ``init --kdf insecure-fast``. Tests of
+    the KDF itself ask for ``kdf_profile="standard"``."""
+    monkeypatch.setattr(keyslots, "DEFAULT_KDF_PROFILE", "insecure-fast")
+
 
 # Caches (verify records, S3 conditional-write probes) go to a scratch folder, not the
 # user's cache directory.

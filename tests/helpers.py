@@ -19,11 +19,23 @@ PASSWORD = "correct horse battery staple"
 
 
 def cli_env(**extra: str) -> dict[str, str]:
-    """Environment for running ``kvbackup``: a test password, a cheap KDF, no stray repo."""
+    """Environment for running ``kvbackup``: a test password, no stray repo, the tests'
+    cache folder."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("KVBACKUP_")}
-    env.update(KVBACKUP_PASSWORD=PASSWORD, KVBACKUP_TEST_FAST_KDF="1")
+    env.update(KVBACKUP_PASSWORD=PASSWORD)
+    if os.environ.get("KVBACKUP_CACHE_DIR"):
+        env["KVBACKUP_CACHE_DIR"] = os.environ["KVBACKUP_CACHE_DIR"]
     env.update(extra)
     return env
+
+
+def cheap_kdf(args: tuple[Any, ...]) -> list[str]:
+    """``args`` of a ``kvbackup`` command line, with ``--kdf insecure-fast`` added to an
+    ``init`` that chooses no KDF: key slots made by tests are cheap to open."""
+    words = [str(a) for a in args]
+    if words[:1] == ["init"] and not any(w.startswith("--kdf") for w in words):
+        words.insert(1, "--kdf=insecure-fast")
+    return words
 
 
 def kvbackup(
@@ -36,7 +48,7 @@ def kvbackup(
     exe = shutil.which("kvbackup")
     cmd = [exe] if exe else [sys.executable, "-m", "kvbackup"]
     done = subprocess.run(
-        [*cmd, *map(str, args)],
+        [*cmd, *cheap_kdf(args)],
         env=env or cli_env(),
         capture_output=True,
         text=True,
@@ -46,3 +58,9 @@ def kvbackup(
     if check and done.returncode != 0:
         raise AssertionError(f"kvbackup {args} exited {done.returncode}:\n{done.stderr}")
     return done
+
+
+def remove_deep_tree(path: Path) -> None:
+    """Remove a tree too deep for ``shutil.rmtree`` (it recurses), so that pytest's own
+    clean-up of old temporary folders never meets it."""
+    subprocess.run(["rm", "-rf", "--", str(path)], check=True, timeout=120)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -214,8 +215,11 @@ def test_ls_lists_the_snapshot_with_names_byte_for_byte(tmp_path: Path, repo: Pa
     )
     names = done.stdout.splitlines()
     assert b"docs/deep/er/still/leaf.txt" in names
-    assert b"latin1-\xe9t\xe9.bin" in names
+    assert b"latin1-\\xe9t\\xe9.bin" in names  # bytes that are not UTF-8 are escaped
     assert "ünïcødé 文件.txt".encode() in names
+    rows = json.loads(kvbackup("ls", "latest", "--json", "--repo", repo).stdout)
+    exact = {base64.b64decode(r["path_base64"]) for r in rows if "path_base64" in r}
+    assert exact == {b"latin1-\xe9t\xe9.bin"}
 
 
 def test_plugins_lists_every_kind_with_its_distribution() -> None:
@@ -303,6 +307,6 @@ def test_a_target_that_cannot_be_written_is_a_one_line_error(tmp_path: Path, rep
     kvbackup("backup", src, "--repo", repo)
     (tmp_path / "a-file").write_text("not a folder")
     done = kvbackup("restore", "latest", tmp_path / "a-file" / "out", "--repo", repo, check=False)
-    assert done.returncode == ExitCode.ERROR
+    assert done.returncode == ExitCode.TARGET
     assert done.stderr.startswith("kvbackup: error: ")
     assert done.stderr.count("\n") == 1 and "internal error" not in done.stderr

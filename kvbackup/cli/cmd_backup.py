@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from ..display import display_name
 from ..errors import ExitCode, RepositoryNotFoundError
 from ..repository import Repository
 from .common import (
@@ -91,7 +92,7 @@ def command(
             tags=tags,
         )
     for path, error in result.skipped:
-        warn(f"{path}: skipped: {error}")
+        warn(f"{display_name(path)}: skipped: {error}")
     if as_json:
         emit_json(result.as_dict())
     elif not quiet:

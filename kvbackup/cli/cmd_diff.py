@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from ..display import display_name
 from .common import emit_json, get_repo_options, json_option, repo_options
 
 _MARK = {"added": "+", "removed": "-", "modified": "M", "metadata": "m"}
@@ -37,7 +38,7 @@ def command(before: str, after: str, as_json: bool, **kwargs: Any) -> None:
     for change in result.changes:
         suffix = "/" if change.type == "dir" else ""
         detail = f"  ({', '.join(change.fields)})" if change.fields else ""
-        click.echo(f"{_MARK[change.change]} {change.path}{suffix}{detail}")
+        click.echo(f"{_MARK[change.change]} {display_name(change.path)}{suffix}{detail}")
     s = result.summary
     click.echo(
         f"{s['added']} added, {s['removed']} removed, {s['modified']} modified, "

@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from ..errors import NotEncryptedError
+from ..format.keyslots import KDF_PROFILES
 from ..repository import Repository
 from .common import emit_json, get_repo_options, json_option, repo_options
 
@@ -24,12 +25,23 @@ from .common import emit_json, get_repo_options, json_option, repo_options
     "--compression", default="default", show_default=True, help="Compression (zstd) or 'none'."
 )
 @click.option("--compression-level", type=int, default=None, help="Compression level.")
+@click.option(
+    "--kdf",
+    "kdf_profile",
+    type=click.Choice(sorted(KDF_PROFILES)),
+    default="standard",
+    show_default=True,
+    help="Key derivation of the password: 'standard' (Argon2id, 64 MiB, t=3), or "
+    "'insecure-fast' (1 MiB, t=1: cheap to guess; for tests and throwaway repositories "
+    "only; recorded in the key slot).",
+)
 @json_option
 def command(
     repo_arg: str | None,
     encryption: str,
     compression: str,
     compression_level: int | None,
+    kdf_profile: str,
     as_json: bool,
     **kwargs: Any,
 ) -> None:
@@ -41,7 +53,7 @@ def command(
     """
 
     opts = get_repo_options(kwargs)
-    opts.repo = repo_arg or opts.repo
+    opts.repo = repo_arg if repo_arg is not None else opts.repo
     location, _ = opts.location()
     source = opts.password_source()
     if encryption == "none" and source:
@@ -56,6 +68,7 @@ def command(
         compression=compression,
         compression_level=compression_level,
         store_options=opts.store_options,
+        kdf_profile=kdf_profile,
     )
     info = {
         "repository": location,

@@ -7,7 +7,9 @@ from typing import Any
 
 import click
 
+from ..display import display_name
 from ..errors import BadPasswordError
+from ..format.keyslots import KDF_PROFILES
 from .common import emit_json, get_repo_options, json_option, repo_options
 from .settings import read_password_file
 
@@ -41,13 +43,18 @@ def list_keys(as_json: bool, **kwargs: Any) -> None:
         emit_json(slots)
         return
     for slot in slots:
+        mark = "*" if slot.get("in_use") else " "
         if "damaged" in slot:
-            click.echo(f"{slot['id']}  DAMAGED: {slot['damaged']}")
+            click.echo(f"{mark} {slot['id']}  DAMAGED: {slot['damaged']}")
             continue
+        insecure = "  INSECURE" if slot["profile"] == "insecure-fast" else ""
         click.echo(
-            f"{slot['id']}  {slot['kdf']} {slot['memory_kib']} KiB t={slot['iterations']} "
-            f"p={slot['lanes']}  {slot['label']}".rstrip()
+            f"{mark} {slot['id']}  {slot['kdf']} {slot['memory_kib']} KiB t={slot['iterations']} "
+            f"p={slot['lanes']} ({slot['profile']}){insecure}  "
+            f"{display_name(slot['label'])}".rstrip()
         )
+    if any(slot.get("in_use") for slot in slots):
+        click.echo("(* the slot your password opened)")
 
 
 @command.command("add")
@@ -59,7 +66,17 @@ def list_keys(as_json: bool, **kwargs: Any) -> None:
     help="Read the new password from FILE (else a prompt, twice, on a terminal).",
 )
 @click.option("--label", default="", help="A note to tell this slot apart (stored in the clear).")
-def add_key(new_password_file: str | None, label: str, **kwargs: Any) -> None:
+@click.option(
+    "--kdf",
+    "kdf_profile",
+    type=click.Choice(sorted(KDF_PROFILES)),
+    default=None,
+    help="Key derivation of the new password (default: that of the slot your password "
+    "opened); see `kvbackup init --help`.",
+)
+def add_key(
+    new_password_file: str | None, label: str, kdf_profile: str | None, **kwargs: Any
+) -> None:
     """Add a password that opens the repository.
 
     \b
@@ -76,7 +93,7 @@ def add_key(new_password_file: str | None, label: str, **kwargs: Any) -> None:
         raise BadPasswordError("no terminal to ask the new password on: give --new-password-file")
     repo = get_repo_options(kwargs).open()
     try:
-        slot_id = repo.add_password(new, label=label)
+        slot_id = repo.add_password(new, label=label, kdf_profile=kdf_profile)
     finally:
         repo.close()
     click.echo(f"added key slot {slot_id}")

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from ..display import display_name, json_name
 from ..errors import PathNotFoundError
 from .common import emit_json, get_repo_options, json_option, repo_options
 from .selecting import filter_options, get_filter
@@ -45,28 +46,34 @@ def command(
             if prefix and not (entry.path == prefix or entry.path.startswith(prefix + b"/")):
                 continue
             found = True
-            name = os.fsdecode(entry.path)
+            name = display_name(entry.path)
             if as_json:
                 rows.append(
                     {
-                        "path": name,
+                        **json_name("path", entry.path),
                         "type": entry.kind,
                         "mode": entry.mode,
                         "size": entry.size,
                         "mtime_ns": entry.mtime_ns,
-                        "target": os.fsdecode(entry.target) if entry.target else None,
+                        **json_name("target", entry.target),
                     }
                 )
             elif long_format:
                 mode = stat.filemode(_TYPE_BITS[entry.kind] | entry.mode)
-                when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(entry.mtime_ns / 1e9))
-                link = f" -> {os.fsdecode(entry.target)}" if entry.target else ""
-                click.echo(f"{mode} {entry.size:>12} {when} {name}{link}")
+                link = f" -> {display_name(entry.target)}" if entry.target else ""
+                click.echo(f"{mode} {entry.size:>12} {_when(entry.mtime_ns)} {name}{link}")
             else:
                 click.echo(name)
     finally:
         repo.close()
     if not found:
-        raise PathNotFoundError(f"{path}: not in snapshot {snapshot}")
+        raise PathNotFoundError(f"{display_name(path or '')}: not in snapshot {snapshot}")
     if as_json:
         emit_json(rows)
+
+
+def _when(mtime_ns: int) -> str:
+    try:
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(mtime_ns / 1e9))
+    except (OverflowError, OSError, ValueError):  # a time no calendar holds
+        return f"@{mtime_ns // 10**9}"

@@ -73,7 +73,10 @@ def command(
         )
         click.echo(f"  {requests_line(result.requests)}")
     if result.errors:
-        raise SystemExit(ExitCode.CORRUPT)
+        # Only when every error is the target's (permission denied) is it not the
+        # repository's damage.
+        local = result.target_errors == len(result.errors)
+        raise SystemExit(ExitCode.TARGET if local else ExitCode.CORRUPT)
 
 
 def snapshot_totals(repo: Any, snapshot: Any) -> tuple[int, int] | None:

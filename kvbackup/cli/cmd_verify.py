@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from ..display import display_name
 from ..errors import ExitCode
 from .common import (
     emit_json,
@@ -155,9 +156,9 @@ def _report_full(result: Any, quiet: bool, as_json: bool) -> None:
         emit_json(result.as_dict())
     else:
         for diff in result.damaged:
-            click.echo(f"damaged: {diff.path}: {diff.detail}")
+            click.echo(f"damaged: {display_name(diff.path)}: {diff.detail}")
         for diff in result.differences:
-            click.echo(f"{diff.kind}: {diff.path}: {diff.detail}")
+            click.echo(f"{diff.kind}: {display_name(diff.path)}: {display_name(diff.detail)}")
         if not quiet:
             summary = (
                 "no differences"

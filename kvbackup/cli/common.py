@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import click
 
+from ..display import json_safe
 from ..errors import KvbackupError, RepositoryNotFoundError
 from ..repository import Repository
 from .profiles import Profile
@@ -161,7 +162,9 @@ def json_option(fn: F) -> F:
 
 
 def emit_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+    """Print ``data`` as JSON, valid UTF-8: a name that is not UTF-8 is shown escaped
+    (commands that must give exact names add ``*_base64`` fields; see ``docs/security.md``)."""
+    click.echo(json.dumps(json_safe(data), indent=2, sort_keys=True, default=str))
 
 
 def requests_line(requests: dict[str, int]) -> str:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -29,12 +31,14 @@ class KvbackupGroup(click.Group):
         except KvbackupError as exc:
             click.echo(f"kvbackup: error: {_one_line(exc)}", err=True)
             ctx.exit(exc.exit_code)
+        except BrokenPipeError:  # the reader of our output went away (`kvbackup ls | head`)
+            ctx.exit(_reader_gone())
         except OSError as exc:  # the local system said no: disk full, permission denied
-            click.echo(f"kvbackup: error: {_one_line(exc)}", err=True)
+            click.echo(f"kvbackup: error: {_os_error(exc)}", err=True)
             ctx.exit(ExitCode.ERROR)
         except KeyboardInterrupt:
             click.echo("kvbackup: interrupted", err=True)
-            ctx.exit(130)
+            ctx.exit(ExitCode.INTERRUPTED)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except Exception as exc:
@@ -62,6 +66,19 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())
 
 
+def _os_error(exc: OSError) -> str:
+    """``path: reason`` for an error of the local system, without Python's reprs."""
+    from ..display import display_name
+
+    reason = exc.strerror or _one_line(exc)
+    if exc.filename is None:
+        return reason
+    where = display_name(exc.filename)
+    if exc.filename2 is not None:
+        where += f" -> {display_name(exc.filename2)}"
+    return f"{where}: {reason}"
+
+
 @click.group(cls=KvbackupGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="kvbackup")
 @click.option(
@@ -84,7 +101,8 @@ def cli(ctx: click.Context, profile_name: str | None, config_path: str | None) -
     Exit codes: 0 success, 2 wrong usage or option, 3 partial (some files unreadable),
     10 no repository, 11 wrong password, 12 corrupt repository, 13 store failure, 14 locked,
     15 not found, 16 differences found, 17 plugin missing or broken, 18 bad config file or
-    profile, 1 other errors.
+    profile, 19 restore target not writable, 130 interrupted, 141 output closed early,
+    1 other errors.
 
     \b
     Example:
@@ -147,13 +165,61 @@ def _register() -> None:
 _register()
 
 
+#: What a command that stops because its reader closed the pipe exits with (128 + SIGPIPE),
+#: as ``yes | head`` does.
+EXIT_BROKEN_PIPE = 141
+
+
 def main() -> None:
     """Console-script entry point."""
     from .memory import tune_allocator
 
     tune_allocator()
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # commands clean up on Ctrl-C
+    code: Any = 0
     try:
         cli.main(prog_name="kvbackup")
+    except SystemExit as exc:
+        code = exc.code
     except BrokenPipeError:
-        sys.stderr.close()
-        sys.exit(ExitCode.ERROR)
+        code = _reader_gone()
+    except KeyboardInterrupt:  # between commands' own handling: still one line
+        _say_interrupted()
+        code = ExitCode.INTERRUPTED
+    # Done: a Ctrl-C from now on still ends in one line and 130. The interpreter's own
+    # shutdown is skipped (everything is closed and flushed here): during it, Python puts
+    # the default SIGINT action back and a late Ctrl-C would kill the process silently.
+    signal.signal(signal.SIGINT, _interrupted_at_end)
+    if isinstance(code, str):
+        _say(code)
+        code = ExitCode.ERROR
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        code = _reader_gone()
+    with contextlib.suppress(OSError, ValueError):
+        sys.stderr.flush()
+    os._exit(code if isinstance(code, int) else 0)
+
+
+def _say_interrupted() -> None:
+    _say("kvbackup: interrupted")
+
+
+def _say(line: str) -> None:
+    with contextlib.suppress(OSError):
+        click.echo(line, err=True)
+
+
+def _interrupted_at_end(signum: int, frame: object) -> NoReturn:
+    os.write(2, b"kvbackup: interrupted\n")
+    os._exit(ExitCode.INTERRUPTED)
+
+
+def _reader_gone() -> int:
+    """Standard output was closed by its reader (``kvbackup ls | head``): no message, and
+    no second error when Python flushes it on exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return EXIT_BROKEN_PIPE

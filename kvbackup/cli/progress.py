@@ -16,6 +16,7 @@ import time
 from typing import Any, TextIO
 
 from ..core.progress import ProgressEvent
+from ..display import display_name
 from .sizes import human_size
 
 
@@ -123,7 +124,8 @@ class TerminalProgress(ProgressReporter):
             total, completed = files, min(event.files, files)
         else:
             total, completed = None, 0
-        path = event.path if len(event.path) < 50 else "…" + event.path[-49:]
+        shown = display_name(event.path)  # no escape sequence reaches the terminal
+        path = shown if len(shown) < 50 else "…" + shown[-49:]
         self._progress.update(
             self._task,
             description=event.phase,

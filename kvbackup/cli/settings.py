@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import click
 
-from ..errors import BadPasswordError, KvbackupError
+from ..errors import BadPasswordError, KvbackupError, UsageError
 
 REPO_ENV = "KVBACKUP_REPO"
 PASSWORD_ENV = "KVBACKUP_PASSWORD"
@@ -33,8 +33,11 @@ def default_repository() -> str:
 
 
 def resolve_repository(flag: str | None) -> tuple[str, bool]:
-    """The repository location, and whether it is the default one."""
-    if flag:
+    """The repository location, and whether it is the default one. An empty ``--repo``
+    is an error, never the default repository."""
+    if flag is not None:
+        if not flag.strip():
+            raise UsageError("--repo is empty: give a repository path or URL")
         return flag, False
     env = os.environ.get(REPO_ENV)
     if env:
@@ -111,9 +114,13 @@ def password_getter(
 
 
 def read_password_file(path: str) -> str:
-    """The password in the file at ``path`` (its trailing newline removed)."""
+    """The password in the file at ``path`` (its trailing newline removed).
+
+    The password is the file's bytes: a file that is not UTF-8 works too (its bytes are
+    kept with ``surrogateescape`` and given to the KDF exactly).
+    """
     try:
-        with open(path, encoding="utf-8") as fh:
+        with open(path, encoding="utf-8", errors="surrogateescape") as fh:
             text = fh.read().rstrip("\r\n")
     except OSError as exc:
         raise KvbackupError(f"cannot read password file {path}: {exc.strerror}") from None
@@ -124,12 +131,12 @@ def read_password_file(path: str) -> str:
 
 def _run_command(command: str) -> str:
     try:
-        done = subprocess.run(command, shell=True, capture_output=True, text=True, check=False)
+        done = subprocess.run(command, shell=True, capture_output=True, check=False)
     except OSError as exc:
         raise KvbackupError(f"password command failed: {exc}") from None
     if done.returncode != 0:
         raise KvbackupError(f"password command exited with status {done.returncode}")
-    text = done.stdout.rstrip("\r\n")
+    text = done.stdout.decode("utf-8", "surrogateescape").rstrip("\r\n")
     if not text:
         raise BadPasswordError("password command printed nothing")
     return text

@@ -65,9 +65,12 @@ def fetch_ordered(
     """Yield ``(tag, read_span's result for the chunk)`` for each ``(tag, chunk id)`` in
     ``items``, in order.
 
-    Memory is bounded by ``window_bytes``: a chunk counts (by its stored size) from the
-    moment it is planned until it is handed back, so spans in flight and results waiting for
-    an earlier chunk are both within the window.
+    Memory is bounded by ``window_bytes``: a chunk counts from the moment it is planned
+    until it is handed back, by the larger of its stored and its decoded size (a chunk
+    repeated in a file counts each time: each time is decoded apart), so spans in flight and
+    results waiting for an earlier chunk are both within the window, however well the data
+    compresses. ``read_span`` must refuse a chunk whose decoded size differs from its
+    location's ``raw_length``.
     """
     open_spans: dict[bytes, Span[T]] = {}
     span_of: dict[int, Span[T]] = {}
@@ -116,7 +119,7 @@ def fetch_ordered(
                 open_spans[span.pack_id] = span
             else:
                 submit(span)
-        sizes[seq] = loc.length if loc else 0
+        sizes[seq] = max(loc.length, loc.raw_length) if loc else 0
         held += sizes[seq]
         span_of[seq] = span
         seq += 1

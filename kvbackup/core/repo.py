@@ -29,11 +29,18 @@ from ..errors import (
     SnapshotNotFoundError,
 )
 from ..format.chunker import DATA_CHUNKS, ChunkerParams, ChunkHasher
-from ..format.config import CHECKSUM_KEY, RepoConfig
+from ..format.config import CHECKSUM_KEY, RepoConfig, decode_limits
 from ..format.envelope import Codec, ObjectType
 from ..format.filelist import read_entries
 from ..format.index import BlobLocation, GroupIndex, decode_fragment, encode_fragment
-from ..format.keyslots import KeyMaterial, read_slot, unlock, wrap_master_key
+from ..format.keyslots import (
+    KeyMaterial,
+    Unlocked,
+    read_slot,
+    slot_profile,
+    unlock,
+    wrap_master_key,
+)
 from ..format.layout import (
     CONFIG_KEY,
     KEYS_PREFIX,
@@ -55,6 +62,7 @@ from ..registry import PluginRegistry, default_registry
 from ..sources import Entry
 from ..store import CountingStore, RequestCounts, RetryingStore, Store, as_store
 from ..transforms import Transform
+from . import slotcache
 from .cache import CachingStore, MetadataCache, cache_disabled_by_environment, default_cache_root
 from .fetch import Span, fetch_ordered
 from .selection import SnapshotFilter, pick
@@ -130,6 +138,9 @@ class RepoCore:
         self._tlock = threading.Lock()
         self.codec = self.make_codec(config.transforms)
         self._pool: ThreadPoolExecutor | None = None
+        #: The key slot this repository was opened (or created) with, and its KDF profile.
+        self.slot_id: str | None = None
+        self.kdf_profile: str | None = None
 
     # ----------------------------------------------------------------- opening
 
@@ -147,6 +158,7 @@ class RepoCore:
         store_options: Mapping[str, str] | None = None,
         plugins: PluginRegistry | None = None,
         cache: CacheChoice = None,
+        kdf_profile: str | None = None,
     ) -> RepoCore:
         """Create a repository at ``location`` (a path, a URL, a store or a mapping).
 
@@ -201,7 +213,8 @@ class RepoCore:
         try:
             if cipher:
                 assert password is not None and not callable(password)
-                written.append(slot_key(repo.add_password(password)))
+                repo.slot_id = repo.add_password(password, kdf_profile=kdf_profile)
+                written.append(slot_key(repo.slot_id))
             repo.put_object(CONFIG_KEY, ObjectType.CONFIG, config.to_json(), compress=False)
         except BaseException:
             for key in written:  # no key slot without a config: that would block a new init
@@ -239,12 +252,14 @@ class RepoCore:
                 "(create one with `kvbackup init`)"
             ) from None
         slots = sorted(k for k in raw.list(KEYS_PREFIX))
+        unlocked: Unlocked | None = None
         if slots:
             if callable(password):
                 password = password()
             if password is None:
                 raise BadPasswordError("this repository is encrypted: a password is needed")
-            keys = _unlock(raw, slots, _as_bytes(password))
+            unlocked = _unlock(raw, slots, _as_bytes(password), slotcache.recall(config_blob))
+            keys: KeyMaterial | None = unlocked.keys
         else:
             keys = None
         probe = cls._bootstrap_codec(registry, keys)
@@ -273,9 +288,13 @@ class RepoCore:
             if not config.master_key:
                 raise CorruptionError("config: no master key in an unencrypted repository")
             keys = KeyMaterial(bytes.fromhex(config.master_key))
-        return cls(
+        repo = cls(
             store, keys, config, registry, _describe(location, store), _cache_for(location, cache)
         )
+        if unlocked is not None:
+            repo.slot_id, repo.kdf_profile = unlocked.slot_id, unlocked.profile
+            slotcache.remember(config_blob, unlocked.slot_id)
+        return repo
 
     @staticmethod
     def _bootstrap_codec(registry: PluginRegistry, keys: KeyMaterial | None) -> Codec:
@@ -293,7 +312,13 @@ class RepoCore:
     def make_codec(self, chain: list[dict[str, Any]]) -> Codec:
         """A codec writing with ``chain`` (transform specs) and reading any known transform."""
         transforms = [self._transform(spec["name"], spec) for spec in chain]
-        return Codec(transforms, self._transform, CHECKSUM_KEY, self.config.encryption)
+        return Codec(
+            transforms,
+            self._transform,
+            CHECKSUM_KEY,
+            self.config.encryption,
+            limits=decode_limits(self.config),
+        )
 
     def _transform(self, name: str, spec: Mapping[str, Any] | None = None) -> Transform:
         options = _options_of(spec or {})
@@ -327,12 +352,17 @@ class RepoCore:
 
     # ----------------------------------------------------------------- keys
 
-    def add_password(self, password: str | bytes, label: str = "") -> str:
+    def add_password(
+        self, password: str | bytes, label: str = "", kdf_profile: str | None = None
+    ) -> str:
         """Add a key slot opening this repository with ``password``; return its id."""
         if not self.config.encryption:
             raise KvbackupError("this repository is not encrypted: it has no passwords")
         slot_id = secrets.token_hex(8)
-        body = wrap_master_key(self.keys, _as_bytes(password), slot_id, label)
+        profile = kdf_profile or self.kdf_profile
+        body = wrap_master_key(self.keys, _as_bytes(password), slot_id, label, profile)
+        if self.kdf_profile is None:
+            self.kdf_profile = profile
         key = slot_key(slot_id)
         self.store.put(key, self.codec.encode(ObjectType.KEY_SLOT, key.encode(), body, plain=True))
         return slot_id
@@ -353,21 +383,29 @@ class RepoCore:
                     "id": slot_id,
                     "label": slot.get("label", ""),
                     "kdf": slot["kdf"],
+                    "profile": slot_profile(slot),
                     "memory_kib": slot["memory_kib"],
                     "iterations": slot["iterations"],
                     "lanes": slot["lanes"],
+                    "in_use": slot_id == self.slot_id,
                 }
             )
         return out
 
     def remove_key_slot(self, slot_id: str) -> None:
-        """Remove a key slot (a damaged one too); the last intact one cannot be removed."""
+        """Remove a key slot (a damaged one too); neither the last intact one nor the one
+        this repository was opened with can be removed."""
         slots = self.key_slots()
         if slot_id not in {s["id"] for s in slots}:
             raise KvbackupError(f"no key slot {slot_id!r}")
         if not any(s["id"] != slot_id and "damaged" not in s for s in slots):
             raise KvbackupError(
                 "cannot remove the last intact key slot: the repository would be lost"
+            )
+        if slot_id == self.slot_id:
+            raise KvbackupError(
+                f"key slot {slot_id} is the one your password opened: open the repository "
+                "with another password to remove it"
             )
         self.store.delete(slot_key(slot_id))
 
@@ -401,7 +439,13 @@ class RepoCore:
 
     def _auth_only_codec(self) -> Codec:
         chain = [t for t in self.codec.chain if t.authenticates]
-        return Codec(chain, self._transform, CHECKSUM_KEY, self.config.encryption)
+        return Codec(
+            chain,
+            self._transform,
+            CHECKSUM_KEY,
+            self.config.encryption,
+            limits=decode_limits(self.config),
+        )
 
     def map_parallel(self, fn: Callable[[Any], T], items: Iterable[Any]) -> list[T]:
         """``[fn(x) for x in items]`` with the store requests in parallel."""
@@ -449,7 +493,7 @@ class RepoCore:
     def load_snapshot(self, snapshot_id: str, final: bool = True) -> Snapshot:
         """The record of one snapshot (its ``.open`` record unless ``final``)."""
         key = snapshot_key(snapshot_id, final)
-        snap = Snapshot.from_json(json.loads(self.get_object(key, ObjectType.SNAPSHOT)), key)
+        snap = Snapshot.decode(self.get_object(key, ObjectType.SNAPSHOT), key)
         if snap.id != snapshot_id:
             raise CorruptionError(f"{key}: record names snapshot {snap.id}")
         return snap
@@ -628,6 +672,10 @@ class RepoCore:
         if len(envelope) != loc.length:
             raise CorruptionError(f"{what}: the pack is shorter than the index says")
         plain = self.codec.decode(loc.otype, loc.chunk_id, envelope, what)
+        if len(plain) != loc.raw_length:  # the read window counted it at its indexed size
+            raise CorruptionError(
+                f"{what}: decodes to {len(plain)} bytes, the index says {loc.raw_length}"
+            )
         if self.hasher(plain) != loc.chunk_id:
             raise CorruptionError(f"{what}: content does not match its id")
         return plain
@@ -669,7 +717,12 @@ class RepoCore:
                         self.metadata_cache.put_chunk(cid, blob)
                     yield data
 
-        return read_entries(chunks())
+        def malformed(error: CorruptionError) -> None:
+            assert on_damage is not None
+            on_damage(b"", error)  # no chunk id: a malformed entry, named in ``error``
+
+        what = f"snapshot {snapshot.id}: file list"
+        return read_entries(chunks(), what, malformed if on_damage else None)
 
     def _cached_metadata_chunk(self, chunk_id: bytes) -> bytes | None:
         """A file-list chunk from the local cache, checked against its id; else ``None``."""
@@ -694,15 +747,17 @@ def _options_of(spec: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _as_bytes(password: str | bytes) -> bytes:
-    return password.encode() if isinstance(password, str) else password
+    """A password as bytes; a ``str`` read from a file that was not UTF-8 (with
+    ``surrogateescape``) gives back the file's exact bytes."""
+    return password.encode("utf-8", "surrogateescape") if isinstance(password, str) else password
 
 
-def _unlock(store: Store, slots: list[str], password: bytes) -> KeyMaterial:
+def _unlock(store: Store, slots: list[str], password: bytes, preferred: str | None) -> Unlocked:
     def no_transforms(name: str) -> Transform:
         raise PluginError(f"key slot: unexpected transform {name!r}")
 
     checker = Codec([], no_transforms, CHECKSUM_KEY)
-    return unlock(checker, ((key, store.get(key)) for key in slots), password)
+    return unlock(checker, [(key, store.get(key)) for key in slots], password, preferred)
 
 
 def _cache_for(location: Any, choice: CacheChoice) -> CacheChoice:

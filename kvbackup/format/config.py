@@ -7,10 +7,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import CorruptionError
-from .chunker import ChunkerParams
+from .chunker import METADATA_CHUNKS, ChunkerParams
+from .envelope import ObjectType
 from .packs import DEFAULT_PACK_SIZE
 
 FORMAT = 1
+#: Bounds on the sizes a config may set, so that a crafted one cannot ask for huge buffers.
+MAX_CHUNK_SIZE = 64 * 1024 * 1024
+MAX_PACK_SIZE = 1024 * 1024 * 1024
 #: Keys the checksum of unauthenticated envelopes: integrity only, 32 public bytes.
 CHECKSUM_KEY = b"kvbackup v1 object checksum key!"
 
@@ -52,9 +56,34 @@ class RepoConfig:
                 created=str(data["created"]),
                 encryption=data["encryption"],
                 transforms=list(data["transforms"]),
-                chunker=ChunkerParams(**data["chunker"]),
-                pack_size=int(data["pack_size"]),
+                chunker=_checked_chunker(data["chunker"]),
+                pack_size=_bounded_int(data["pack_size"], "pack_size", MAX_PACK_SIZE),
                 master_key=data.get("master_key"),
             )
-        except (ValueError, KeyError, TypeError) as exc:
-            raise CorruptionError(f"config: malformed ({exc})") from None
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+            raise CorruptionError(f"config: malformed ({exc!s:.200})") from None
+
+
+def _bounded_int(value: Any, name: str, high: int) -> int:
+    if type(value) is not int or not 0 < value <= high:
+        raise ValueError(f"{name} must be an integer from 1 to {high}")
+    return value
+
+
+def _checked_chunker(data: Any) -> ChunkerParams:
+    if not isinstance(data, dict):
+        raise TypeError("chunker is not a JSON object")
+    params = ChunkerParams(**data)
+    for name, value in params.as_dict().items():
+        _bounded_int(value, f"chunker {name}", MAX_CHUNK_SIZE)
+    return params
+
+
+def decode_limits(config: RepoConfig) -> dict[int, int]:
+    """The largest decoded size of the objects of a repository made with ``config``."""
+    chunk = max(config.chunker.max_size, config.chunker.small_file, METADATA_CHUNKS.max_size)
+    return {
+        ObjectType.DATA: chunk,
+        ObjectType.METADATA: chunk,
+        ObjectType.PACK_TRAILER: max(64 * 1024 * 1024, 2 * config.pack_size),
+    }

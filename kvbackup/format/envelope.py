@@ -55,6 +55,21 @@ class ObjectType:
 #: Object types stored inside packs; sealed (no clear header) in encrypted repositories.
 SEALED_TYPES = frozenset((ObjectType.DATA, ObjectType.METADATA))
 
+_MiB = 1 << 20
+#: The largest decoded size of each object type (a repository lowers the data-chunk bound to
+#: its chunker's): anything larger is corrupt, and is refused before it is allocated.
+DEFAULT_DECODE_LIMITS = {
+    ObjectType.CONFIG: 1 * _MiB,
+    ObjectType.KEY_SLOT: 64 * 1024,
+    ObjectType.SNAPSHOT: 64 * _MiB,
+    ObjectType.INDEX: 1024 * _MiB,
+    ObjectType.PACK_TRAILER: 64 * _MiB,
+    ObjectType.DATA: 64 * _MiB,
+    ObjectType.METADATA: 4 * _MiB,
+    ObjectType.LOCK: 1 * _MiB,
+}
+_UNKNOWN_TYPE_LIMIT = 64 * _MiB
+
 
 def _type_name(otype: int) -> str:
     name = ObjectType.NAMES.get(otype)
@@ -106,6 +121,7 @@ class Codec:
         resolve: Callable[[str], Transform],
         checksum_key: bytes,
         required_auth: str | None = None,
+        limits: dict[int, int] | None = None,
     ):
         auth = [t for t in chain if t.authenticates]
         if auth and chain[-1] is not auth[-1]:
@@ -116,6 +132,7 @@ class Codec:
         self._resolve = resolve
         self._checksum_key = checksum_key
         self.required_auth = required_auth
+        self.limits = {**DEFAULT_DECODE_LIMITS, **(limits or {})}
         self._headers: dict[tuple[int, tuple[str, ...]], bytes] = {}
         self._lock = threading.Lock()
 
@@ -173,8 +190,9 @@ class Codec:
         verified): a damaged transform name is reported as corruption, and only a name in
         an authentic header that no plugin provides is a :class:`PluginError`.
         """
+        limit = self.limits.get(otype, _UNKNOWN_TYPE_LIMIT)
         if self._seals(otype):
-            return self._decode_sealed(otype, identity, blob, what)
+            return self._decode_sealed(otype, identity, blob, what, limit)
         try:
             found, names, pos = parse_header(blob)
         except ValueError as exc:
@@ -199,20 +217,22 @@ class Codec:
             auth = self._resolve_untrusted(names[-1], what) if names else None
             if auth is None or not auth.authenticates:
                 raise CorruptionError(f"{what}: checksum mismatch (damaged object)")
-            data = self._run(auth, blob[pos:], aad, what)
+            data = self._run(auth, blob[pos:], aad, what, None)
             names = names[:-1]
         for name in reversed(names):
             t = self._resolve(name)  # the header is authentic: a missing plugin is real
             if t.authenticates:
                 raise CorruptionError(f"{what}: authenticating transform {name!r} not last")
-            data = self._run(t, data, identity, what)
-        return data
+            data = self._run(t, data, identity, what, limit)
+        return _within(data, limit, what)
 
-    def _decode_sealed(self, otype: int, identity: bytes, blob: bytes, what: str) -> bytes:
+    def _decode_sealed(
+        self, otype: int, identity: bytes, blob: bytes, what: str, limit: int
+    ) -> bytes:
         assert self.required_auth
         auth = self._resolve(self.required_auth)
         aad = self._cached_header(otype, (auth.name,)) + identity
-        inner = self._run(auth, blob, aad, what)
+        inner = self._run(auth, blob, aad, what, None)
         try:
             found, names, pos = parse_header(inner)
         except ValueError as exc:
@@ -221,8 +241,8 @@ class Codec:
             raise CorruptionError(f"{what}: sealed header does not match (tampered?)")
         data = inner[pos:]
         for name in reversed(names[:-1]):
-            data = self._run(self._resolve(name), data, identity, what)
-        return data
+            data = self._run(self._resolve(name), data, identity, what, limit)
+        return _within(data, limit, what)
 
     def _resolve_untrusted(self, name: str, what: str) -> Transform:
         try:
@@ -234,11 +254,19 @@ class Codec:
             ) from None
 
     @staticmethod
-    def _run(t: Transform, data: bytes, aad: bytes, what: str) -> bytes:
+    def _run(t: Transform, data: bytes, aad: bytes, what: str, limit: int | None) -> bytes:
+        """``t.decode``, its output bounded by ``limit`` when the transform can bound it."""
         try:
+            limited = getattr(t, "decode_limited", None) if limit is not None else None
+            if limited is not None:
+                return _within(limited(data, aad, limit), limit, what)
             return t.decode(data, aad)
         except TransformError as exc:
             raise CorruptionError(f"{what}: {exc}") from None
+        except CorruptionError:
+            raise
+        except MemoryError:
+            raise CorruptionError(f"{what}: cannot decode (out of memory)") from None
         except Exception as exc:  # a decoder choking on damaged input
             raise CorruptionError(f"{what}: cannot decode ({type(exc).__name__}: {exc})") from None
 
@@ -247,3 +275,11 @@ class Codec:
         h.update(aad)
         h.update(data)
         return h.digest(CHECKSUM_BYTES)
+
+
+def _within(data: bytes, limit: int | None, what: str) -> bytes:
+    if limit is not None and len(data) > limit:
+        raise CorruptionError(
+            f"{what}: decodes to {len(data)} bytes, more than the {limit} allowed"
+        )
+    return data

@@ -31,9 +31,15 @@ def _put_bytes(record: dict[str, Any], key: str, raw: bytes) -> None:
 
 def _get_bytes(record: dict[str, Any], key: str) -> bytes | None:
     if key in record:
-        return str(record[key]).encode("utf-8")
+        value = record[key]
+        if not isinstance(value, str):
+            raise ValueError(f"field {key!r} is not a string")
+        return value.encode("utf-8")  # a lone surrogate raises UnicodeEncodeError
     if key + "b" in record:
-        return base64.b64decode(record[key + "b"], validate=True)
+        value = record[key + "b"]
+        if not isinstance(value, str):
+            raise ValueError(f"field {key + 'b'!r} is not a string")
+        return base64.b64decode(value, validate=True)
     return None
 
 
@@ -61,44 +67,121 @@ def decode_entry(line: bytes) -> Entry:
     """The entry of one file-list line; :class:`CorruptionError` if malformed."""
     try:
         return _entry(json.loads(line), line)
-    except (ValueError, KeyError, TypeError) as exc:
-        raise CorruptionError(f"file list: malformed entry ({exc})") from None
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
+        raise CorruptionError(f"malformed entry ({_reason(exc)})") from None
 
 
-def decode_entries(lines: list[bytes]) -> list[Entry]:
-    """The entries of several lines, parsed in one call (much faster than line by line)."""
+def decode_entries(
+    lines: list[bytes], on_bad: Callable[[int, CorruptionError], None] | None = None
+) -> list[Entry]:
+    """The entries of several lines, parsed in one call (much faster than line by line).
+
+    A malformed line raises :class:`CorruptionError`; with ``on_bad`` it is reported
+    instead (with its position in ``lines``) and left out.
+    """
     try:
         records = json.loads(b"[" + b",".join(lines) + b"]")
-        if len(records) != len(lines):
-            raise ValueError("a line holds more than one entry")
-    except ValueError:
-        return [decode_entry(line) for line in lines]  # find and name the bad line
-    try:
-        return [_entry(record, line) for record, line in zip(records, lines, strict=True)]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise CorruptionError(f"file list: malformed entry ({exc})") from None
+        if len(records) == len(lines):
+            return [_entry(record, line) for record, line in zip(records, lines, strict=True)]
+    except (ValueError, KeyError, TypeError, RecursionError):
+        pass
+    out = []
+    for n, line in enumerate(lines):  # find and name the bad lines
+        try:
+            out.append(decode_entry(line))
+        except CorruptionError as exc:
+            if on_bad is None:
+                raise
+            on_bad(n, exc)
+    return out
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    if isinstance(exc, KeyError):
+        return f"no field {exc}"
+    return str(exc)
+
+
+#: Bounds on the fields of an entry; a line outside them is corrupt, whatever wrote it.
+MAX_PATH_BYTES = 64 * 1024
+MAX_TARGET_BYTES = 64 * 1024
+MAX_LINE_BYTES = 128 * 1024 * 1024  # ~2 million chunk ids: a file of terabytes
+_INT64 = (-(1 << 63), (1 << 63) - 1)
+_FIELD_RANGES = {
+    "mode": (0, 0o7777),
+    "size": (0, _INT64[1]),
+    "mtime_ns": _INT64,
+    "ctime_ns": _INT64,
+    "inode": (0, (1 << 64) - 1),
+    "uid": (-1, (1 << 32) - 2),
+    "gid": (-1, (1 << 32) - 2),
+}
+
+
+def validate_entry(entry: Entry) -> Entry:
+    """Return ``entry`` if every field is within what a real file system can hold; else
+    raise ``ValueError`` saying which field is not.
+
+    The one check of an entry's fields, shared by every reader (restore, verify, ls, diff),
+    so that no consumer meets an overflowing time, an impossible mode or a NUL in a link
+    target. Whether a path is safe to create under a restore target is the restorer's check
+    (:func:`kvbackup.sources.check_relative_path`).
+    """
+    if entry.kind not in _KIND_CODES:
+        raise ValueError(f"unknown type {entry.kind!r}")
+    if len(entry.path) > MAX_PATH_BYTES:
+        raise ValueError(f"path of {len(entry.path)} bytes")
+    for name, (low, high) in _FIELD_RANGES.items():
+        value = getattr(entry, name)
+        if type(value) is not int or not low <= value <= high:
+            raise ValueError(f"{name} out of range")
+    if entry.kind == SYMLINK:
+        target = entry.target
+        if not target or b"\0" in target or len(target) > MAX_TARGET_BYTES:
+            raise ValueError("symlink target empty, too long or holding a NUL byte")
+    elif entry.target is not None:
+        raise ValueError(f"a link target on a {entry.kind}")
+    if entry.chunks and entry.kind != FILE:
+        raise ValueError(f"chunks on a {entry.kind}")
+    return entry
+
+
+def _int(record: dict[str, Any], key: str, default: int | None = None) -> int:
+    value = record.get(key, default)
+    if type(value) is not int:  # not a bool, not a string of digits
+        raise ValueError(f"field {key!r} is not an integer")
+    return value
 
 
 def _entry(record: dict[str, Any], line: bytes) -> Entry:
+    if not isinstance(record, dict):
+        raise ValueError("not a JSON object")
     path = _get_bytes(record, "p")
     if path is None:
         raise ValueError("no path")
-    chunks = [bytes.fromhex(c) for c in record.get("c", ())]
+    ids = record.get("c", [])
+    if not isinstance(ids, list) or not all(isinstance(c, str) for c in ids):
+        raise ValueError("field 'c' is not a list of chunk ids")
+    chunks = [bytes.fromhex(c) for c in ids]
     if any(len(c) != ID_BYTES for c in chunks):
         raise ValueError("bad chunk id")
-    return Entry(
-        path=path,
-        kind=_CODE_KINDS[record["t"]],
-        mode=int(record["m"]),
-        size=int(record.get("s", 0)),
-        mtime_ns=int(record["mt"]),
-        ctime_ns=int(record.get("ct", 0)),
-        inode=int(record.get("i", 0)),
-        uid=int(record.get("u", -1)),
-        gid=int(record.get("g", -1)),
-        target=_get_bytes(record, "l"),
-        chunks=chunks,
-        line=line,
+    return validate_entry(
+        Entry(
+            path=path,
+            kind=_CODE_KINDS[record["t"]],
+            mode=_int(record, "m"),
+            size=_int(record, "s", 0),
+            mtime_ns=_int(record, "mt"),
+            ctime_ns=_int(record, "ct", 0),
+            inode=_int(record, "i", 0),
+            uid=_int(record, "u", -1),
+            gid=_int(record, "g", -1),
+            target=_get_bytes(record, "l"),
+            chunks=chunks,
+            line=line,
+        )
     )
 
 
@@ -141,24 +224,43 @@ class FileListWriter(Generic[R]):
         return self.chunk_ids
 
 
-def read_entries(chunks: Iterable[bytes | None]) -> Iterator[Entry]:
+def read_entries(
+    chunks: Iterable[bytes | None],
+    what: str = "file list",
+    on_damage: Callable[[CorruptionError], None] | None = None,
+) -> Iterator[Entry]:
     """The entries of a file list, given its chunks' plain bytes in order.
 
     A ``None`` in place of a chunk stands for one that could not be read: the entries it
     held (and the one broken across its edges) are lost, and reading resumes at the first
-    whole line after it.
+    whole line after it. A malformed line raises :class:`CorruptionError` naming ``what``
+    and the line; with ``on_damage`` it is reported there instead and skipped.
     """
     rest = b""
     resync = False
+    first_line = 1  # the number of the first line in ``lines``
+
+    def damage(error: CorruptionError) -> None:
+        if on_damage is None:
+            raise error
+        on_damage(error)
+
+    def bad_line(n: int, exc: CorruptionError) -> None:
+        damage(CorruptionError(f"{what}: line {first_line + n}: {exc}"))
+
     for data in chunks:
         if data is None:
             rest, resync = b"", True
             continue
         lines = (rest + data).split(b"\n")
         rest = lines.pop()
+        if len(rest) > MAX_LINE_BYTES:
+            damage(CorruptionError(f"{what}: a line longer than {MAX_LINE_BYTES} bytes"))
+            rest, resync = b"", True
         if resync and lines:
             lines.pop(0)  # the tail of an entry that began in the lost chunk
             resync = False
-        yield from decode_entries(lines)
+        yield from decode_entries(lines, bad_line)
+        first_line += len(lines)
     if rest and not resync:
-        raise CorruptionError("file list: truncated (last line incomplete)")
+        damage(CorruptionError(f"{what}: truncated (last line incomplete)"))

@@ -11,15 +11,15 @@ still keys the chunk ids, but protects nothing.
 from __future__ import annotations
 
 import json
-import os
 import secrets
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import blake3
 
-from ..errors import BadPasswordError, CorruptionError
+from ..errors import BadPasswordError, CorruptionError, KvbackupError
 from .envelope import Codec, ObjectType
 
 MASTER_KEY_BYTES = 32
@@ -68,23 +68,50 @@ class KdfParams:
             memory_cost=self.memory_kib,
         ).derive(password)
 
-
-# Tests may lower the KDF cost through this variable; it is never read for real repositories
-# unless set, and the parameters used are recorded in each slot.
-_FAST_KDF_ENV = "KVBACKUP_TEST_FAST_KDF"
-
-
-def default_kdf() -> KdfParams:
-    if os.environ.get(_FAST_KDF_ENV):
-        return KdfParams(memory_kib=1024, iterations=1, lanes=1)
-    return KdfParams()
+    @property
+    def cost(self) -> int:
+        """Relative cost of one derivation (memory times passes)."""
+        return self.memory_kib * self.iterations
 
 
-def wrap_master_key(keys: KeyMaterial, password: bytes, slot_id: str, label: str) -> bytes:
+#: The key-derivation settings a key slot can be written with, by name (recorded in the
+#: slot). ``insecure-fast`` makes password guessing cheap: for tests and throwaway
+#: repositories only, chosen explicitly (``kvbackup init --kdf insecure-fast``).
+KDF_PROFILES = {
+    "standard": KdfParams(),
+    "insecure-fast": KdfParams(memory_kib=1024, iterations=1, lanes=1),
+}
+#: The profile used when none is given. Only tests change it (with ``monkeypatch``), to keep
+#: the suite fast; nothing in kvbackup does, and no environment variable reaches it.
+DEFAULT_KDF_PROFILE = "standard"
+#: No slot may ask more of the KDF than the costliest profile ``init`` can write: a tampered
+#: slot cannot make an open take minutes or gigabytes.
+MAX_KDF = KdfParams(
+    memory_kib=max(p.memory_kib for p in KDF_PROFILES.values()),
+    iterations=max(p.iterations for p in KDF_PROFILES.values()),
+    lanes=max(p.lanes for p in KDF_PROFILES.values()),
+)
+#: An open stops trying slots after this much key derivation (seconds).
+KDF_TIME_BUDGET = 30.0
+
+
+def kdf_profile(name: str | None) -> tuple[str, KdfParams]:
+    """The profile called ``name`` (``None``: the default one)."""
+    name = name or DEFAULT_KDF_PROFILE
+    try:
+        return name, KDF_PROFILES[name]
+    except KeyError:
+        known = ", ".join(KDF_PROFILES)
+        raise KvbackupError(f"unknown KDF profile {name!r} (known: {known})") from None
+
+
+def wrap_master_key(
+    keys: KeyMaterial, password: bytes, slot_id: str, label: str, profile: str | None = None
+) -> bytes:
     """Return the JSON body of a key slot holding ``keys`` under ``password``."""
     from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
-    kdf = default_kdf()
+    name, kdf = kdf_profile(profile)
     salt = secrets.token_bytes(16)
     nonce = secrets.token_bytes(12)
     kek = kdf.derive(password, salt)
@@ -94,6 +121,7 @@ def wrap_master_key(keys: KeyMaterial, password: bytes, slot_id: str, label: str
         "memory_kib": kdf.memory_kib,
         "iterations": kdf.iterations,
         "lanes": kdf.lanes,
+        "profile": name,
         "salt": salt.hex(),
         "cipher": "chacha20-poly1305",
         "nonce": nonce.hex(),
@@ -103,6 +131,19 @@ def wrap_master_key(keys: KeyMaterial, password: bytes, slot_id: str, label: str
     return json.dumps(body, sort_keys=True).encode()
 
 
+def slot_kdf(slot: dict[str, Any]) -> KdfParams:
+    """The KDF parameters of a parsed slot."""
+    return KdfParams(slot["memory_kib"], slot["iterations"], slot["lanes"])
+
+
+def slot_profile(slot: dict[str, Any]) -> str:
+    """The profile a parsed slot was written with (older slots: by their parameters)."""
+    if isinstance(slot.get("profile"), str) and slot["profile"] in KDF_PROFILES:
+        return str(slot["profile"])
+    kdf = slot_kdf(slot)
+    return next((n for n, p in KDF_PROFILES.items() if p == kdf), "custom")
+
+
 def unwrap_master_key(body: bytes, password: bytes, slot_id: str) -> KeyMaterial:
     """Open a key slot; :class:`BadPasswordError` if the password does not fit,
     :class:`CorruptionError` if the slot is malformed."""
@@ -110,7 +151,7 @@ def unwrap_master_key(body: bytes, password: bytes, slot_id: str) -> KeyMaterial
     from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
     slot = parse_slot(body, slot_id)
-    kdf = KdfParams(slot["memory_kib"], slot["iterations"], slot["lanes"])
+    kdf = slot_kdf(slot)
     try:
         kek = kdf.derive(password, bytes.fromhex(slot["salt"]))
     except ValueError as exc:  # parameters Argon2 rejects (memory < 8 x lanes, short salt)
@@ -134,21 +175,17 @@ def parse_slot(body: bytes, slot_id: str) -> dict[str, Any]:
         slot = json.loads(body)
         if slot["kdf"] != "argon2id" or slot["cipher"] != "chacha20-poly1305":
             raise ValueError("unsupported kdf or cipher")
-        for name, limit in _KDF_LIMITS.items():
-            if not isinstance(slot[name], int) or not 0 < slot[name] <= limit:
-                raise ValueError(f"bad {name}")
+        for name in ("memory_kib", "iterations", "lanes"):
+            limit = getattr(MAX_KDF, name)
+            if type(slot[name]) is not int or not 0 < slot[name] <= limit:
+                raise ValueError(f"{name} {slot[name]!r} outside 1..{limit}")
         for name in ("salt", "nonce", "wrapped"):
             bytes.fromhex(slot[name])
         if not isinstance(slot.get("label", ""), str):
             raise ValueError("bad label")
-    except (ValueError, KeyError, TypeError) as exc:
-        raise CorruptionError(f"keys/{slot_id}: malformed key slot ({exc})") from None
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
+        raise CorruptionError(f"keys/{slot_id}: malformed key slot ({exc!s:.200})") from None
     return dict(slot)
-
-
-# Upper bounds on what a slot may ask of the KDF, so that a tampered slot cannot make
-# opening the repository take hours or all memory: 4 GiB, 64 passes, 64 lanes.
-_KDF_LIMITS = {"memory_kib": 1 << 22, "iterations": 64, "lanes": 64}
 
 
 def read_slot(codec: Codec, key: str, blob: bytes) -> dict[str, Any]:
@@ -158,22 +195,58 @@ def read_slot(codec: Codec, key: str, blob: bytes) -> dict[str, Any]:
     return parse_slot(body, key.split("/", 1)[1])
 
 
-def unlock(codec: Codec, slots: Iterable[tuple[str, bytes]], password: bytes) -> KeyMaterial:
+@dataclass(frozen=True)
+class Unlocked:
+    """What opened a repository: the master key, and the slot and profile that held it."""
+
+    keys: KeyMaterial
+    slot_id: str
+    profile: str
+
+
+def unlock(
+    codec: Codec,
+    slots: Iterable[tuple[str, bytes]],
+    password: bytes,
+    preferred: str | None = None,
+    budget: float = KDF_TIME_BUDGET,
+) -> Unlocked:
     """The master key, from the first slot that ``password`` opens.
 
+    Slots are tried cheapest first, the ``preferred`` one (the slot that last opened this
+    repository here) before all others, and the trying stops once ``budget`` seconds went
+    into key derivation: a repository stuffed with slots cannot make an open take hours.
     A damaged slot is skipped, so another slot can still open the repository. If none
     opens and one was damaged, the damage is reported (:class:`CorruptionError` naming the
     slot), not a wrong password: the password may well belong to the damaged slot.
     """
     damaged: list[str] = []
+    candidates: list[tuple[str, dict[str, Any], bytes]] = []
     for key, blob in slots:
+        slot_id = key.split("/", 1)[1]
         try:
             body = codec.decode(ObjectType.KEY_SLOT, key.encode(), blob, key)
-            return unwrap_master_key(body, password, key.split("/", 1)[1])
+            candidates.append((slot_id, parse_slot(body, slot_id), body))
+        except CorruptionError as exc:
+            damaged.append(str(exc))
+    candidates.sort(key=lambda c: (c[0] != preferred, slot_kdf(c[1]).cost, c[0]))
+    spent = 0.0
+    for tried, (slot_id, slot, body) in enumerate(candidates):
+        if spent >= budget:
+            raise CorruptionError(
+                f"gave up after {spent:.0f} s of key derivation, {tried} of "
+                f"{len(candidates)} key slots tried: the repository has more key slots than "
+                "an open will try (tampered?)"
+            )
+        started = time.monotonic()
+        try:
+            return Unlocked(unwrap_master_key(body, password, slot_id), slot_id, slot_profile(slot))
         except CorruptionError as exc:
             damaged.append(str(exc))
         except BadPasswordError:
-            continue
+            pass
+        finally:
+            spent += time.monotonic() - started
     if damaged:
         others = "" if len(damaged) == 1 else f" (and {len(damaged) - 1} more damaged slots)"
         raise CorruptionError(f"{damaged[0]}{others}; no intact key slot opens with this password")

@@ -7,6 +7,7 @@ is the catalogue: an id with only its ``.open`` record is an incomplete snapshot
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from dataclasses import asdict, dataclass, field
@@ -65,9 +66,23 @@ class Snapshot:
         return data
 
     @classmethod
+    def decode(cls, raw: bytes, what: str) -> Snapshot:
+        """The snapshot record in ``raw`` (JSON); :class:`CorruptionError` naming ``what``
+        if it is not one."""
+        try:
+            data = json.loads(raw)
+        except (ValueError, RecursionError) as exc:
+            reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+            raise CorruptionError(f"{what}: malformed snapshot record ({reason})") from None
+        return cls.from_json(data, what)
+
+    @classmethod
     def from_json(cls, data: Any, what: str) -> Snapshot:
         try:
+            if not isinstance(data, dict):
+                raise TypeError("not a JSON object")
             snap = cls(**data)
+            _check_types(snap)
             snap.time = parse_time(data["time"])
             snap.end_time = None if snap.end_time is None else parse_time(data["end_time"])
             if not is_snapshot_id(snap.id) or snap.state not in (INCOMPLETE, COMPLETE):
@@ -97,3 +112,33 @@ def format_time(when: datetime) -> str:
 def parse_time(text: str) -> datetime:
     """A record's time; ``ValueError`` (or ``TypeError``) if it is not one."""
     return datetime.strptime(text, TIME_FORMAT).replace(tzinfo=timezone.utc)
+
+
+_TEXT_FIELDS = ("id", "time", "host", "user", "source", "source_kind", "group", "state")
+_OPTIONAL_TEXT_FIELDS = ("parent", "resumes", "end_time")
+
+
+def _check_types(snap: Snapshot) -> None:
+    """Every field has the type the format says, so no reader trips over a crafted one
+    (run on the record as read, before its times are parsed)."""
+    for name in _TEXT_FIELDS:
+        if not isinstance(getattr(snap, name), str):
+            raise TypeError(f"{name} is not a string")
+    for name in _OPTIONAL_TEXT_FIELDS:
+        if not isinstance(getattr(snap, name), (str, type(None))):
+            raise TypeError(f"{name} is not a string")
+    if not isinstance(snap.full, bool):
+        raise TypeError("full is not a boolean")
+    if not isinstance(snap.filelist, list) or not all(isinstance(c, str) for c in snap.filelist):
+        raise TypeError("filelist is not a list of chunk ids")
+    if not isinstance(snap.tags, list) or not all(isinstance(t, str) for t in snap.tags):
+        raise TypeError("tags is not a list of strings")
+    if not isinstance(snap.stats, dict) or not all(
+        isinstance(k, str) and isinstance(v, (int, float)) for k, v in snap.stats.items()
+    ):
+        raise TypeError("stats is not a table of counts")
+    if not isinstance(snap.skipped, list) or not all(
+        isinstance(item, dict) and all(isinstance(v, str) for v in item.values())
+        for item in snap.skipped
+    ):
+        raise TypeError("skipped is not a list of records")

@@ -8,7 +8,6 @@ transform, the file list and the restore itself. See ``docs/verify.md``.
 from __future__ import annotations
 
 import os
-import shutil
 import stat
 import tempfile
 import time
@@ -20,6 +19,7 @@ from ..core.progress import Progress
 from ..core.repo import RepoCore
 from ..errors import SnapshotNotFoundError, SourceError
 from ..format.snapshots import Snapshot
+from ..trees import remove_tree
 from .restore import run_restore
 
 _BLOCK = 1024 * 1024
@@ -103,7 +103,7 @@ def run_verify_full(
             result.differences.append(diff)
         result.entries = outcome.files + outcome.dirs + outcome.symlinks + len(outcome.errors)
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        remove_tree(workdir)
     after = repo.counts.as_dict()
     result.requests = {k: after[k] - before[k] for k in after}
     result.seconds = time.time() - started
@@ -115,7 +115,16 @@ def compare_trees(
 ) -> Iterator[Difference]:
     """Every difference between the tree ``restored`` and the tree ``source``, in path
     order; relative paths in ``skip`` are not compared."""
-    yield from _compare_dir(restored, source, b"", skip)
+    # A stack of folder comparisons, not recursion: deep trees are compared like any other.
+    stack = [_compare_dir(restored, source, b"", skip)]
+    while stack:
+        item = next(stack[-1], None)
+        if item is None:
+            stack.pop()
+        elif isinstance(item, Difference):
+            yield item
+        else:
+            stack.append(_compare_dir(*item, skip))
 
 
 def _listing(path: bytes) -> dict[bytes, os.stat_result]:
@@ -135,7 +144,9 @@ def _kind(st: os.stat_result) -> str:
 
 def _compare_dir(
     restored: bytes, source: bytes, rel: bytes, skip: set[bytes] | frozenset[bytes]
-) -> Iterator[Difference]:
+) -> Iterator[Difference | tuple[bytes, bytes, bytes]]:
+    """The differences in one folder, in name order, and (restored, source, relative path)
+    for each subfolder to compare next."""
     ours = _listing(restored)
     theirs = {n: st for n, st in _listing(source).items() if _kind(st) != "other"}
     for name in sorted(ours.keys() | theirs.keys()):
@@ -176,7 +187,7 @@ def _compare_dir(
                 shown, "mtime", f"snapshot {_when(a.st_mtime_ns)}, source {_when(b.st_mtime_ns)}"
             )
         if ka == "dir":
-            yield from _compare_dir(a_path, b_path, path, skip)
+            yield a_path, b_path, path
 
 
 def _content_difference(a_path: bytes, a: os.stat_result, b_path: bytes, b: os.stat_result) -> str:

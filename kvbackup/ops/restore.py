@@ -10,9 +10,11 @@ rest is restored and the damage reported.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fnmatch
 import os
 import stat
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,11 +22,23 @@ from typing import Any
 
 from ..core.progress import Progress, ProgressEvent
 from ..core.repo import RepoCore
-from ..errors import CorruptionError, KvbackupError, PathNotFoundError, UnsafePathError
+from ..display import display_name
+from ..errors import (
+    CorruptionError,
+    KvbackupError,
+    PathNotFoundError,
+    TargetNotWritableError,
+    UnsafePathError,
+)
 from ..format.snapshots import Snapshot
 from ..sources import DIR, FILE, SYMLINK, Entry, check_relative_path
 
 _OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+#: Errors that no other file of the restore would escape: the restore stops at once.
+_TARGET_FAILED = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
+#: Errors that are the target's alone (exit code 18 when they are all there is); any other
+#: (a folder where the snapshot has a link, a name too long) is the snapshot's doing.
+_TARGET_REFUSED = {errno.EACCES, errno.EPERM}
 
 
 @dataclass
@@ -37,6 +51,8 @@ class RestoreResult:
     symlinks: int = 0
     bytes: int = 0
     errors: list[tuple[str, str]] = field(default_factory=list)
+    #: How many of ``errors`` are the target's (permission denied), not the repository's.
+    target_errors: int = 0
     requests: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -101,7 +117,15 @@ class _Target:
 
     def __init__(self, root: str | os.PathLike[str]):
         self.root = os.fsencode(os.path.realpath(os.fspath(root)))
-        os.makedirs(self.root, exist_ok=True)
+        try:
+            os.makedirs(self.root, exist_ok=True)
+            os.close(os.open(self.root, os.O_RDONLY | os.O_DIRECTORY))
+            with tempfile.NamedTemporaryFile(dir=self.root, prefix=b".kvbackup-probe-"):
+                pass
+        except OSError as exc:
+            raise TargetNotWritableError(
+                f"{display_name(self.root)}: restore target not writable: {exc.strerror or exc}"
+            ) from None
         self._safe_dirs: set[bytes] = {b""}
 
     def path(self, rel: bytes) -> bytes:
@@ -109,27 +133,30 @@ class _Target:
             check_relative_path(rel)
         except ValueError:
             raise UnsafePathError(
-                f"refusing entry {rel!r}: its name would escape the restore target"
+                f'refusing entry "{display_name(rel)}": its name would escape the restore target'
             ) from None
         return os.path.join(self.root, rel)
 
     def parent_dir(self, rel: bytes) -> None:
         """Make sure the parent of ``rel`` is a real directory inside the root."""
+        missing = []  # the ancestors not yet checked, nearest first (no recursion: deep trees)
         parent = rel.rpartition(b"/")[0]
-        if parent in self._safe_dirs:
-            return
-        self.parent_dir(parent)
-        full = os.path.join(self.root, parent)
-        try:
-            st = os.lstat(full)
-        except FileNotFoundError:
-            os.mkdir(full, 0o700)
-            st = os.lstat(full)
-        if not stat.S_ISDIR(st.st_mode):
-            raise UnsafePathError(
-                f"refusing entry {os.fsdecode(rel)!r}: {os.fsdecode(parent)!r} is not a directory"
-            )
-        self._safe_dirs.add(parent)
+        while parent not in self._safe_dirs:
+            missing.append(parent)
+            parent = parent.rpartition(b"/")[0]
+        for parent in reversed(missing):
+            full = os.path.join(self.root, parent)
+            try:
+                st = os.lstat(full)
+            except FileNotFoundError:
+                os.mkdir(full, 0o700)
+                st = os.lstat(full)
+            if not stat.S_ISDIR(st.st_mode):
+                raise UnsafePathError(
+                    f'refusing entry "{display_name(rel)}": "{display_name(parent)}" is not a '
+                    "directory"
+                )
+            self._safe_dirs.add(parent)
 
     def mkdir(self, rel: bytes) -> None:
         full = self.path(rel)
@@ -139,7 +166,7 @@ class _Target:
         except FileExistsError:
             if not stat.S_ISDIR(os.lstat(full).st_mode):
                 raise UnsafePathError(
-                    f"{os.fsdecode(rel)}: exists and is not a directory"
+                    f"{display_name(rel)}: exists and is not a directory"
                 ) from None
         self._safe_dirs.add(rel)
 
@@ -188,10 +215,21 @@ def run_restore(
 
     def fail(entry: Entry | bytes, exc: Exception) -> None:
         path = entry.path if isinstance(entry, Entry) else entry
-        result.errors.append((os.fsdecode(path), str(exc)))
+        if isinstance(exc, OSError):
+            reason = exc.strerror or str(exc)
+            if exc.errno in _TARGET_FAILED:
+                raise TargetNotWritableError(f"{display_name(path)}: {reason}") from None
+            if exc.errno in _TARGET_REFUSED:
+                result.target_errors += 1
+            result.errors.append((display_name(path), reason))
+            return
+        result.errors.append((display_name(path), str(exc)))
 
     def chunks_to_fetch() -> Iterator[tuple[tuple[Entry, int], bytes]]:
-        def damaged_list(_cid: bytes, exc: KvbackupError) -> None:
+        def damaged_list(cid: bytes, exc: KvbackupError) -> None:
+            if not cid:  # a malformed entry, already named
+                result.errors.append(("(file list)", str(exc)))
+                return
             result.errors.append(
                 (
                     "(file list)",
@@ -243,17 +281,17 @@ def run_restore(
             os.symlink(entry.target or b"", full)
             _apply_metadata(full, entry, is_link=True)
             result.symlinks += 1
-        except (OSError, KvbackupError) as exc:
+        except (OSError, KvbackupError, ValueError, OverflowError) as exc:
             fail(entry, exc)
     for entry in reversed(dirs):
         try:
             _apply_metadata(out.path(entry.path), entry)
             result.dirs += 1
-        except (OSError, KvbackupError) as exc:
+        except (OSError, KvbackupError, ValueError, OverflowError) as exc:
             fail(entry, exc)
     for path, hit in zip(selection.paths, selection.matched, strict=False):
         if not hit:
-            raise PathNotFoundError(f"{os.fsdecode(path)}: not in snapshot {snapshot.id}")
+            raise PathNotFoundError(f"{display_name(path)}: not in snapshot {snapshot.id}")
     result.requests = repo.counts.as_dict()
     result.seconds = time.time() - started
     return result
@@ -295,15 +333,22 @@ class _FileWriter:
         if self.damaged:
             return
         if entry is not self.entry or i != self.next_chunk:
-            raise RuntimeError(f"restore: chunk {i} of {entry.path!r} arrived out of order")
+            raise RuntimeError(
+                f"restore: chunk {i} of {display_name(entry.path)} arrived out of order"
+            )
         self.next_chunk += 1
         if isinstance(data, KvbackupError):
             self.fail(entry, data)
             self.damaged = True
             return
         view = memoryview(data)
-        while view:
-            view = view[os.write(self.fd, view) :]
+        try:
+            while view:
+                view = view[os.write(self.fd, view) :]
+        except OSError as exc:
+            self.damaged = True
+            self.fail(entry, exc)  # a full disk stops the restore here
+            return
         self.written += len(data)
         self.result.bytes += len(data)
 

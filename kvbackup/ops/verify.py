@@ -27,6 +27,7 @@ from typing import Any
 
 import platformdirs
 
+from ..cachedir import make_private_dir
 from ..core.progress import Progress, ProgressEvent
 from ..core.repo import RepoCore
 from ..errors import CorruptionError, KeyNotFoundError, KvbackupError
@@ -67,7 +68,7 @@ class VerifyCache:
         """Write the record atomically; a cache that cannot be written is not an error."""
         with contextlib.suppress(OSError):
             directory = os.path.dirname(self.path)
-            os.makedirs(directory, exist_ok=True)
+            make_private_dir(directory)
             fd, tmp = tempfile.mkstemp(dir=directory, prefix=".verify-")
             try:
                 with os.fdopen(fd, "w", encoding="utf-8") as fh:

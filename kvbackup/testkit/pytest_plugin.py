@@ -110,12 +110,11 @@ def kvbackup_repo_url(
 def kvbackup_repo(kvbackup_repo_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Repository]:
     """An initialised, encrypted repository (password :data:`kvbackup.testkit.PASSWORD`).
 
-    The key derivation is made cheap for the test (``KVBACKUP_TEST_FAST_KDF=1``).
+    Its key slot uses the cheap ``insecure-fast`` KDF profile (recorded in the slot).
     """
     from kvbackup import Repository
 
-    monkeypatch.setenv("KVBACKUP_TEST_FAST_KDF", "1")
-    repo = Repository.init(kvbackup_repo_url, password=PASSWORD)
+    repo = Repository.init(kvbackup_repo_url, password=PASSWORD, kdf_profile="insecure-fast")
     yield repo
     repo.close()
 

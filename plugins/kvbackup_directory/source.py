@@ -37,9 +37,24 @@ class DirectorySource(Source):
         self._root_dev = os.stat(root_b).st_dev
 
     def scan(self, on_error: ErrorCallback) -> Iterator[Entry]:
-        yield from self._walk(self.root, b"", on_error)
+        # A stack of folder listings, not recursion: a tree thousands of levels deep is
+        # walked like any other.
+        stack = [self._children(self.root, b"", on_error)]
+        while stack:
+            item = next(stack[-1], None)
+            if item is None:
+                stack.pop()
+                continue
+            entry, folder = item
+            yield entry
+            if folder is not None:
+                stack.append(self._children(folder, entry.path, on_error))
 
-    def _walk(self, abspath: bytes, rel: bytes, on_error: ErrorCallback) -> Iterator[Entry]:
+    def _children(
+        self, abspath: bytes, rel: bytes, on_error: ErrorCallback
+    ) -> Iterator[tuple[Entry, bytes | None]]:
+        """The entries of one folder in name order, each with its absolute path if it is a
+        folder to descend into."""
         try:
             with os.scandir(abspath) as it:
                 children = sorted(it, key=lambda d: d.name)
@@ -66,13 +81,11 @@ class DirectorySource(Source):
                 gid=st.st_gid,
             )
             if stat.S_ISREG(mode):
-                yield entry
+                yield entry, None
             elif stat.S_ISDIR(mode):
                 entry.kind, entry.size = DIR, 0
-                yield entry
-                if self._one_fs and st.st_dev != self._root_dev:
-                    continue
-                yield from self._walk(child.path, path, on_error)
+                descend = not (self._one_fs and st.st_dev != self._root_dev)
+                yield entry, child.path if descend else None
             elif stat.S_ISLNK(mode):
                 try:
                     entry.target = os.readlink(child.path)
@@ -80,7 +93,7 @@ class DirectorySource(Source):
                     on_error(path, exc)
                     continue
                 entry.kind, entry.size = SYMLINK, 0
-                yield entry
+                yield entry, None
 
     def open(self, entry: Entry) -> BinaryIO:
         fd = os.open(os.path.join(self.root, entry.path), os.O_RDONLY | os.O_NOFOLLOW)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from kvbackup import hookimpl
+from kvbackup.display import display_name
 from kvbackup.errors import SourceError
 from kvbackup.options import option
 from kvbackup.sources import FILE, Entry, ErrorCallback, Source, check_relative_path
@@ -64,7 +65,9 @@ class IterableSource(Source):
             return io.BytesIO(bytes(content))
         if hasattr(content, "read"):
             return content
-        raise OSError(f"{entry.path!r}: content is neither bytes nor a binary file object")
+        raise OSError(
+            f"{display_name(entry.path)}: content is neither bytes nor a binary file object"
+        )
 
 
 def _accepts(spec: Any) -> bool:

@@ -24,6 +24,12 @@ from kvbackup.store import Store, check_key
 T = TypeVar("T")
 
 TEMP_PREFIX = ".tmp-"
+# Only the owner may read a repository: folders 0700, objects 0600, and key slots (which
+# hold the password-wrapped master key, the target of offline guessing) read-only, 0400.
+DIR_MODE = 0o700
+FILE_MODE = 0o600
+KEY_SLOT_MODE = 0o400
+KEY_SLOT_PREFIX = "keys/"
 _ABSENT = {errno.ENOENT, errno.ENOTDIR, errno.EISDIR}
 _TRANSIENT = {
     errno.EIO,
@@ -87,7 +93,9 @@ class LocalDirStore(Store):
         check has passed, right before it writes the repository's first object.
         """
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
+            if not self.root.is_dir():
+                self.root.parent.mkdir(parents=True, exist_ok=True)
+                self.root.mkdir(mode=DIR_MODE, exist_ok=True)
         except FileExistsError:
             raise StoreError(f"{self.root}: exists and is not a directory") from None
         except OSError as exc:
@@ -170,32 +178,39 @@ class LocalDirStore(Store):
         yield from self._walk(directory, base, start)
 
     def _walk(self, directory: Path, base: str, start: str = "") -> Iterator[str]:
-        try:
-            with os.scandir(directory) as it:
-                entries = [(e.name, e.is_dir(follow_symlinks=False)) for e in it]
-        except OSError as exc:
-            if exc.errno in _ABSENT:
-                return
-            raise self._error("list", base or "/", exc) from exc
-        for name, is_dir in entries:
-            if name.startswith(".") or not name.startswith(start):
-                continue
-            if is_dir:
-                yield from self._walk(directory / name, f"{base}{name}/")
-            else:
-                yield base + name
+        pending = [(directory, base, start)]  # no recursion: a crafted deep folder is harmless
+        while pending:
+            directory, base, start = pending.pop()
+            try:
+                with os.scandir(directory) as it:
+                    entries = [(e.name, e.is_dir(follow_symlinks=False)) for e in it]
+            except OSError as exc:
+                if exc.errno in _ABSENT:
+                    continue
+                raise self._error("list", base or "/", exc) from exc
+            for name, is_dir in entries:
+                if name.startswith(".") or not name.startswith(start):
+                    continue
+                if is_dir:
+                    pending.append((directory / name, f"{base}{name}/", ""))
+                else:
+                    yield base + name
 
     # -- writes ----------------------------------------------------------------------------
+
+    def _mode(self, path: Path) -> int:
+        return KEY_SLOT_MODE if path.parent == self.root / KEY_SLOT_PREFIX[:-1] else FILE_MODE
 
     def _write_temp(self, path: Path, value: bytes) -> Path:
         """Write ``value`` to a new temporary file next to ``path``; return its path."""
         temp = path.with_name(f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(6)}")
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+        mode = self._mode(path)
         try:
-            fd = os.open(temp, flags, 0o644)
+            fd = os.open(temp, flags, mode)
         except FileNotFoundError:
             self._make_parents(path)
-            fd = os.open(temp, flags, 0o644)
+            fd = os.open(temp, flags, mode)
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(value)
@@ -212,7 +227,11 @@ class LocalDirStore(Store):
         # be an error, not an empty directory on the wrong filesystem.
         if not self.root.is_dir():
             raise StoreError(f"{self.root}: directory does not exist")
-        path.parent.mkdir(parents=True, exist_ok=True)
+        folder = self.root
+        for part in path.parent.relative_to(self.root).parts:
+            folder = folder / part
+            with contextlib.suppress(FileExistsError):
+                folder.mkdir(mode=DIR_MODE)
 
     def _sync_dir(self, directory: Path) -> None:
         if not self.fsync or os.name != "posix":
@@ -267,7 +286,7 @@ class LocalDirStore(Store):
     def _create_exclusive(self, path: Path, value: bytes) -> bool:
         """Fallback without hard links: atomic as to existence, not as to content."""
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, self._mode(path))
         except FileExistsError:
             return False
         with os.fdopen(fd, "wb") as f:

@@ -22,7 +22,10 @@ from botocore.exceptions import (
 
 from kvbackup.errors import KeyNotFoundError, StoreError, TransientStoreError
 
-_NOT_FOUND = {"NoSuchKey", "404", "NotFound"}
+# A GET of a missing key gets an S3 error body, "NoSuchKey"; only a HEAD, which has no
+# body, says "404" alone. A bare 404 to a GET comes from something that is not S3.
+_NOT_FOUND = {"NoSuchKey"}
+_HEAD_NOT_FOUND = {"NoSuchKey", "404", "NotFound"}
 _AUTH = {
     "AccessDenied",
     "403",
@@ -62,15 +65,24 @@ def error_code(exc: ClientError) -> tuple[str, int]:
     return code, status
 
 
-def raise_store_error(exc: Exception, url: str, bucket: str, op: str, key: str) -> NoReturn:
-    """Raise the kvbackup error that ``exc`` (from ``op`` on ``key``) stands for."""
+def raise_store_error(
+    exc: Exception, url: str, bucket: str, op: str, key: str, endpoint: str = ""
+) -> NoReturn:
+    """Raise the kvbackup error that ``exc`` (from ``op`` on ``key``) stands for; ``op``
+    is ``"head"`` for a HEAD request. Errors of the network name ``endpoint``."""
     where = f"{op} {key}" if key else op
+    at = f" (endpoint {endpoint})" if endpoint else ""
     if isinstance(exc, ClientError):
         code, status = error_code(exc)
         if code == "NoSuchBucket":
             raise StoreError(f"{url}: bucket {bucket!r} does not exist") from exc
-        if code in _NOT_FOUND and key:
+        if key and code in (_HEAD_NOT_FOUND if op == "head" else _NOT_FOUND):
             raise KeyNotFoundError(f"{key}: not found in {url}") from exc
+        if status == 404 and (not code or code in _HEAD_NOT_FOUND):
+            raise StoreError(
+                f"{url}{at}: {where}: answered 404 without an S3 error code: is this an S3 "
+                "endpoint? (check the endpoint URL)"
+            ) from exc
         if code in _AUTH or status == 403:
             raise StoreError(
                 f"{url}: access denied — check credentials ({code or status} on {where})"
@@ -86,9 +98,9 @@ def raise_store_error(exc: Exception, url: str, bucket: str, op: str, key: str) 
     if isinstance(
         exc, (ConnectionError, HTTPClientError, IncompleteReadError, FlexibleChecksumError)
     ):
-        raise TransientStoreError(f"{url}: {where}: {exc}") from exc
+        raise TransientStoreError(f"{url}{at}: {where}: {exc}") from exc
     if isinstance(exc, BotoCoreError):
-        raise StoreError(f"{url}: {where}: {exc}") from exc
+        raise StoreError(f"{url}{at}: {where}: {exc}") from exc
     if isinstance(exc, OSError):  # a socket error escaping while a body is read
-        raise TransientStoreError(f"{url}: {where}: {exc}") from exc
+        raise TransientStoreError(f"{url}{at}: {where}: {exc}") from exc
     raise exc

@@ -34,8 +34,12 @@ class S3Options:
     concurrency: int = 16
     multipart_threshold: int = 64 * 2**20
     multipart_chunksize: int = 16 * 2**20
-    connect_timeout: float = 10.0
-    read_timeout: float = 60.0
+    # A server that accepts connections and never answers must not hang a command: each
+    # request waits at most these (seconds), and one operation, retries included, gives up
+    # after ``deadline`` seconds (then at most one request's timeouts more).
+    connect_timeout: float = 5.0
+    read_timeout: float = 15.0
+    deadline: float = 30.0
     list_page_size: int = 1000
     retries: int = 0  # botocore's own retries; RetryingStore does the real retrying
     addressing_style: str = "auto"
@@ -83,5 +87,8 @@ def _convert(name: str, type_name: object, text: str) -> object:
             raise ValueError(f"out of range: {text!r}")
         return value
     if type_name == "float":
-        return float(text)
+        seconds = float(text)
+        if not 0 < seconds < float("inf"):
+            raise ValueError(f"out of range: {text!r}")
+        return seconds
     return text

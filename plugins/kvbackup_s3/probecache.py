@@ -14,6 +14,8 @@ import os
 import tempfile
 import time
 
+from kvbackup.cachedir import make_private_dir
+
 MAX_AGE = 7 * 24 * 3600
 
 
@@ -43,7 +45,7 @@ def remember(endpoint: str, bucket: str, atomic: bool) -> None:
     """Keep the answer; failing to is harmless."""
     path = _path(endpoint, bucket)
     with contextlib.suppress(OSError):
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+        make_private_dir(os.path.dirname(path))
         fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(

@@ -37,6 +37,7 @@ class S3Store(Store):
         self.prefix = opts.prefix
         self.description = opts.url
         self.concurrency = opts.concurrency
+        self.deadline = opts.deadline
         self._conditional: bool | None = {"true": True, "false": False}.get(opts.conditional_writes)
         self._probe_lock = threading.Lock()
         config = Config(
@@ -78,7 +79,8 @@ class S3Store(Store):
         try:
             return fn()
         except Exception as exc:
-            raise_store_error(exc, self.description, self.bucket, op, key)
+            endpoint = str(self.client.meta.endpoint_url)
+            raise_store_error(exc, self.description, self.bucket, op, key, endpoint)
 
     # -- primitives ------------------------------------------------------------------------
 
@@ -95,7 +97,7 @@ class S3Store(Store):
     def get_range(self, key: str, start: int, length: int) -> bytes:
         full = self._key(key)
         if start >= 0 and length <= 0:
-            self._call("get", key, lambda: self.client.head_object(Bucket=self.bucket, Key=full))
+            self._call("head", key, lambda: self.client.head_object(Bucket=self.bucket, Key=full))
             return b""
         spec = f"bytes={start}" if start < 0 else f"bytes={start}-{start + length - 1}"
 

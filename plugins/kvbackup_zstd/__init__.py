@@ -54,6 +54,41 @@ class ZstdTransform:
             raise TransformError(f"zstd: {exc}") from None
         return out
 
+    def _limited_decompressor(self, window: int) -> Any:
+        """This thread's decompressor for frames whose window is at most ``window``."""
+        cache = getattr(self._local, "limited", None)
+        if cache is None:
+            cache = self._local.limited = {}
+        if window not in cache:
+            cache[window] = self._zstd.ZstdDecompressor(max_window_size=window)
+        return cache[window]
+
+    def decode_limited(self, data: bytes, aad: bytes, max_size: int) -> bytes:
+        """Decompress, refusing before allocation a frame that would exceed ``max_size``:
+        a frame stating a larger size is refused outright; one that states none is
+        stream-decoded and cut off one byte past the bound."""
+        zstd = self._zstd
+        try:
+            claimed = zstd.frame_content_size(data)
+        except zstd.ZstdError as exc:
+            raise TransformError(f"zstd: {exc}") from None
+        if claimed > max_size:
+            raise TransformError(
+                f"zstd: frame claims {claimed} bytes, more than the {max_size} allowed"
+            )
+        decompressor = self._limited_decompressor(1 << max(20, (max_size - 1).bit_length()))
+        try:
+            if claimed >= 0:
+                out: bytes = decompressor.decompress(data)
+            else:
+                with decompressor.stream_reader(data) as reader:
+                    out = reader.read(max_size + 1)
+        except zstd.ZstdError as exc:
+            raise TransformError(f"zstd: {exc}") from None
+        if len(out) > max_size:
+            raise TransformError(f"zstd: decodes to more than the {max_size} bytes allowed")
+        return out
+
 
 @dataclass(frozen=True)
 class ZstdOptions:
