@@ -16,7 +16,7 @@ import time
 from typing import Any, TextIO
 
 from ..core.progress import ProgressEvent
-from ..display import display_name
+from ..display import display_name, json_safe
 from .sizes import human_size
 
 
@@ -166,7 +166,7 @@ class JsonProgress(ProgressReporter):
                 "bytes_read": event.bytes_read,
                 "total_files": files,
                 "total_bytes": size,
-                "path": event.path,
+                "path": json_safe(event.path),
                 "elapsed": round(time.monotonic() - self.started, 3),
                 "bytes_per_second": round(rate),
                 "eta_seconds": round(eta, 1) if eta is not None else None,

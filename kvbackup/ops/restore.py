@@ -36,7 +36,7 @@ from ..sources import DIR, FILE, SYMLINK, Entry, check_relative_path
 _OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 #: Errors that no other file of the restore would escape: the restore stops at once.
 _TARGET_FAILED = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
-#: Errors that are the target's alone (exit code 18 when they are all there is); any other
+#: Errors that are the target's alone (exit code 19 when they are all there is); any other
 #: (a folder where the snapshot has a link, a name too long) is the snapshot's doing.
 _TARGET_REFUSED = {errno.EACCES, errno.EPERM}
 
