@@ -13,8 +13,6 @@ __all__ = ["moto_s3", "rclone_s3"]
 import os
 import tempfile
 
-import pytest
-
 from kvbackup.format import keyslots
 
 

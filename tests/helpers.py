@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 from kvbackup.testkit.trees import assert_same_tree, make_tree, snapshot_of
