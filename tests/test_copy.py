@@ -24,7 +24,7 @@ PASSWORDS = {"a": "password of A", "b": "password of B", "c": "password of C"}
 def env_of(target: str, source: str | None = None, **extra: str) -> dict[str, str]:
     """The environment for a command on repository ``target`` (copying from ``source``)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("KVBACKUP_")}
-    env.update(KVBACKUP_TEST_FAST_KDF="1", KVBACKUP_PASSWORD=PASSWORDS[target], **extra)
+    env.update(KVBACKUP_PASSWORD=PASSWORDS[target], **extra)
     if source:
         env["KVBACKUP_FROM_PASSWORD"] = PASSWORDS[source]
     return env
