@@ -146,9 +146,3 @@ class TargetNotWritableError(KvbackupError):
     """The restore target cannot be written (read-only, permission denied, disk full)."""
 
     exit_code = ExitCode.TARGET
-
-
-class UsageError(KvbackupError):
-    """A command was given a value it cannot use (click cannot see it)."""
-
-    exit_code = ExitCode.USAGE
