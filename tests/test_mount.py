@@ -124,7 +124,7 @@ def test_a_byte_range_fetches_only_the_chunks_it_touches(
     assert 1 <= len(touched) < len(chunks) // 10
 
     def requests(read: bool) -> dict[str, int]:
-        with mounted(location, tmp_path / f"mnt-{read}", tmp_path / "cache") as mount:
+        with mounted(location, tmp_path / f"mnt-{read}", tmp_path / f"cache-{read}") as mount:
             path = mount.mountpoint / "latest" / "large.bin"
             assert path.stat().st_size == 1 << 20
             with open(path, "rb") as fh:
