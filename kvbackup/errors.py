@@ -146,3 +146,8 @@ class TargetNotWritableError(KvbackupError):
     """The restore target cannot be written (read-only, permission denied, disk full)."""
 
     exit_code = ExitCode.TARGET
+
+
+class ClusterError(UsageError):
+    """A Dask cluster cannot be used as asked: a malformed address, or one that would carry
+    the repository key over a plain network not declared trusted."""

@@ -26,6 +26,7 @@ from .ops.backup import BackupResult, run_backup
 from .ops.cat import cat_file
 from .ops.copy import CopyResult, run_copy
 from .ops.diff import DiffResult, run_diff
+from .ops.distbackup import run_distributed_backup
 from .ops.find import FindMatch, NamePattern, find_chunks, find_names
 from .ops.forget import ForgetResult, run_forget
 from .ops.fullverify import FullVerifyResult, run_verify_full
@@ -205,9 +206,32 @@ class Repository:
         progress: Progress | None = None,
         host: str | None = None,
         tags: Iterable[str] = (),
+        executor: Any = None,
+        trusted_network: bool = False,
     ) -> BackupResult:
         """Back ``source`` up (a path, an iterable of (name, content), or anything a source
-        plugin accepts). Incremental unless ``full``; see :func:`kvbackup.ops.backup.run_backup`."""
+        plugin accepts). Incremental unless ``full``; see :func:`kvbackup.ops.backup.run_backup`.
+
+        With ``executor`` (a ``distributed.Client``) the files are read, chunked and stored
+        by the cluster's workers and committed here as one snapshot; the key travels with
+        the tasks, so a cluster reached over plain TCP beyond loopback is refused unless
+        ``trusted_network`` (see ``docs/distributed.md`` and
+        :func:`kvbackup.ops.distbackup.run_distributed_backup`)."""
+        if executor is not None:
+            return run_distributed_backup(
+                self.core,
+                source,
+                executor,
+                trusted_network=trusted_network,
+                full=full,
+                rehash=rehash,
+                source_type=source_type,
+                source_options=source_options,
+                compression=compression,
+                progress=progress,
+                host=host,
+                tags=list(tags),
+            )
         return run_backup(
             self.core,
             source,

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import click
 
 from ..display import display_name
 from ..errors import ExitCode, RepositoryNotFoundError
+from ..ops.distbackup import dask_client
 from ..repository import Repository
 from .common import (
     emit_json,
@@ -43,6 +45,19 @@ from .common import (
     help="Override compression for this run ('none', 'zstd', 'zstd:LEVEL').",
 )
 @click.option("--tag", "tags", multiple=True, help="Tag the snapshot (repeatable).")
+@click.option(
+    "--dask",
+    "dask_address",
+    default=None,
+    metavar="ADDRESS",
+    help="Spread the work over a Dask cluster: a scheduler address (tls://host:8786), or "
+    "local[:N] for N local worker processes. See docs/distributed.md.",
+)
+@click.option(
+    "--dask-trusted-network",
+    is_flag=True,
+    help="Allow a plain tcp:// scheduler or workers beyond loopback (the key crosses it).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
 @json_option
 @json_progress_option
@@ -54,6 +69,8 @@ def command(
     source_options: dict[str, str],
     compression: str | None,
     tags: tuple[str, ...],
+    dask_address: str | None,
+    dask_trusted_network: bool,
     quiet: bool,
     as_json: bool,
     **kwargs: Any,
@@ -80,7 +97,10 @@ def command(
         )
         if not quiet:
             click.echo(f"created the default repository at {location}", err=True)
-    with running(repo, not (quiet or as_json), scan=source) as progress:
+    cluster: Any = contextlib.nullcontext()
+    if dask_address:
+        cluster = dask_client(dask_address, dask_trusted_network)
+    with cluster as executor, running(repo, not (quiet or as_json), scan=source) as progress:
         result = repo.backup(
             source,
             full=full,
@@ -90,6 +110,8 @@ def command(
             compression=compression,
             progress=progress,
             tags=tags,
+            executor=executor,
+            trusted_network=dask_trusted_network,
         )
     for path, error in result.skipped:
         warn(f"{display_name(path)}: skipped: {error}")
@@ -116,6 +138,8 @@ def command(
             f"{s.chunks_deduplicated} chunks, {human_size(s.bytes_deduplicated)}"
         )
         click.echo(f"  {requests_line(result.requests)}")
+        if result.distributed is not None:
+            _echo_workers(result.distributed)
         click.echo(f"  took {result.seconds:.1f}s")
     if result.partial:
         if not as_json:
@@ -137,3 +161,17 @@ def run_profile_sources(ctx: click.Context) -> None:
             worst = max(worst, int(exc.code or 0))
     if worst:
         raise SystemExit(worst)
+
+
+def _echo_workers(info: dict[str, Any]) -> None:
+    click.echo(
+        f"  {info['shards']} shards on {len(info['workers'])} workers; "
+        f"{info['chunks_duplicated']} chunks stored twice by workers at once "
+        f"({human_size(info['bytes_duplicated'])})"
+    )
+    for address, w in sorted(info["workers"].items()):
+        click.echo(
+            f"    {address}: {w['shards']} shards, {w['files_read']} files, "
+            f"{human_size(w['bytes_read'])} read, {w['chunks_new']} new chunks, "
+            + (requests_line(w["requests"]) if w["requests"] else "requests: not reported")
+        )

@@ -141,6 +141,10 @@ class RepoCore:
         #: The key slot this repository was opened (or created) with, and its KDF profile.
         self.slot_id: str | None = None
         self.kdf_profile: str | None = None
+        #: How the store was named and opened (a path or URL and its options), so that
+        #: another process can open the same store; ``None`` for a store given as an object.
+        self.store_location: str | None = None
+        self.store_options: dict[str, str] = {}
 
     # ----------------------------------------------------------------- opening
 
@@ -201,6 +205,7 @@ class RepoCore:
         repo = cls(
             store, keys, config, registry, _describe(location, store), _cache_for(location, cache)
         )
+        repo._remember_location(location, store_options)
         if cipher:
             if callable(password):
                 password = password()
@@ -294,7 +299,13 @@ class RepoCore:
         if unlocked is not None:
             repo.slot_id, repo.kdf_profile = unlocked.slot_id, unlocked.profile
             slotcache.remember(config_blob, unlocked.slot_id)
+        repo._remember_location(location, store_options)
         return repo
+
+    def _remember_location(self, location: Any, options: Mapping[str, str] | None) -> None:
+        if isinstance(location, (str, os.PathLike)):
+            self.store_location = os.fspath(location)
+            self.store_options = dict(options or {})
 
     @staticmethod
     def _bootstrap_codec(registry: PluginRegistry, keys: KeyMaterial | None) -> Codec:

@@ -61,6 +61,8 @@ class BackupResult:
     requests: dict[str, int] = field(default_factory=dict)
     messages: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    #: A distributed run's shards, workers (bytes, chunks, requests each) and duplicates.
+    distributed: dict[str, Any] | None = None
 
     @property
     def partial(self) -> bool:
@@ -77,7 +79,7 @@ class BackupResult:
             "requests": self.requests,
             "messages": self.messages,
             "seconds": round(self.seconds, 3),
-        }
+        } | ({"distributed": self.distributed} if self.distributed is not None else {})
 
 
 def make_source(
@@ -234,42 +236,10 @@ def _run(
 ) -> BackupResult:
     # Checked first: a bad --compression must not leave an incomplete snapshot behind.
     codec = repo.make_codec(_chain_with(repo, compression)) if compression else repo.codec
-    host = host or socket.gethostname()
-    messages: list[str] = []
-    history = [s for s in repo.snapshots() if s.host == host and s.source == source.identity]
-    parent: Snapshot | None = None
-    resumes: Snapshot | None = None
-    if full or not history:
-        group = secrets.token_hex(8)
-    else:
-        group = history[-1].group
-        in_group = [s for s in history if s.group == group]
-        complete = [s for s in in_group if s.complete]
-        parent = complete[-1] if complete else None
-        if not in_group[-1].complete:
-            resumes = in_group[-1]
-    snap = Snapshot(
-        id=timestamp_id(started),
-        time=utc_time(started),
-        host=host,
-        user=_user(),
-        source=source.identity,
-        source_kind=source_kind,
-        group=group,
-        parent=parent.id if parent else None,
-        resumes=resumes.id if resumes else None,
-        full=parent is None and resumes is None,
-        tags=tags or [],
-    )
-    if group in {s.group for s in history}:
-        # Packs no index names exist only if a backup of this group was interrupted (its
-        # .open record is written before any pack): only then are trailers looked for.
-        index, resumed_packs = repo.load_index(group, recover=resumes is not None)
-    else:
-        index, resumed_packs = GroupIndex(), 0
-    snap = _allocate_snapshot(repo, snap)
-    stats = BackupStats(resumed_packs=resumed_packs)
-    writer = ChunkWriter(repo, group, index, codec, repo.config.pack_size, stats=stats)
+    begun = begin_snapshot(repo, source, source_kind, started, full, host, tags)
+    snap, parent, resumes, index = begun.snap, begun.parent, begun.resumes, begun.index
+    stats = BackupStats(resumed_packs=begun.resumed_packs)
+    writer = ChunkWriter(repo, snap.group, index, codec, repo.config.pack_size, stats=stats)
     skipped: list[tuple[str, str]] = []
 
     def on_error(path: bytes, exc: Exception) -> None:
@@ -337,6 +307,82 @@ def _run(
     except BaseException:
         writer.abort()
         raise
+    messages = commit_snapshot(repo, snap, index, stats, skipped, resumes, lock)
+    return BackupResult(
+        snap, stats, skipped, repo.counts.as_dict(), messages, time.time() - started
+    )
+
+
+@dataclass
+class StartedSnapshot:
+    """An incomplete snapshot record written, with its group's index and its lineage."""
+
+    snap: Snapshot
+    index: GroupIndex
+    resumed_packs: int
+    parent: Snapshot | None
+    resumes: Snapshot | None
+
+
+def begin_snapshot(
+    repo: RepoCore,
+    source: Source,
+    source_kind: str,
+    started: float,
+    full: bool,
+    host: str | None,
+    tags: list[str] | None,
+) -> StartedSnapshot:
+    """Choose the group and parent, load the group's index and write the ``.open`` record."""
+    host = host or socket.gethostname()
+    history = [s for s in repo.snapshots() if s.host == host and s.source == source.identity]
+    parent: Snapshot | None = None
+    resumes: Snapshot | None = None
+    if full or not history:
+        group = secrets.token_hex(8)
+    else:
+        group = history[-1].group
+        in_group = [s for s in history if s.group == group]
+        complete = [s for s in in_group if s.complete]
+        parent = complete[-1] if complete else None
+        if not in_group[-1].complete:
+            resumes = in_group[-1]
+    snap = Snapshot(
+        id=timestamp_id(started),
+        time=utc_time(started),
+        host=host,
+        user=_user(),
+        source=source.identity,
+        source_kind=source_kind,
+        group=group,
+        parent=parent.id if parent else None,
+        resumes=resumes.id if resumes else None,
+        full=parent is None and resumes is None,
+        tags=tags or [],
+    )
+    if group in {s.group for s in history}:
+        # Packs no index names exist only if a backup of this group was interrupted (its
+        # .open record is written before any pack): only then are trailers looked for.
+        index, resumed_packs = repo.load_index(group, recover=resumes is not None)
+    else:
+        index, resumed_packs = GroupIndex(), 0
+    snap = _allocate_snapshot(repo, snap)
+    return StartedSnapshot(snap, index, resumed_packs, parent, resumes)
+
+
+def commit_snapshot(
+    repo: RepoCore,
+    snap: Snapshot,
+    index: GroupIndex,
+    stats: BackupStats,
+    skipped: list[tuple[str, str]],
+    resumes: Snapshot | None,
+    lock: RepositoryLock,
+) -> list[str]:
+    """Write the complete snapshot record (the commit point), then merge the group's index
+    fragments if it has many; return messages for the user."""
+    messages: list[str] = []
+    group, resumed_packs = snap.group, stats.resumed_packs
     stats.skipped = len(skipped)
     if resumes is not None:
         stats.resumed_chunks = stats.chunks_deduplicated
@@ -359,9 +405,7 @@ def _run(
         merged = merge_fragments(repo, group, index.fragment_keys)
         if merged:
             messages.append(f"merged {merged} index fragments of group {group} into one")
-    return BackupResult(
-        snap, stats, skipped, repo.counts.as_dict(), messages, time.time() - started
-    )
+    return messages
 
 
 def _read_file(

@@ -1,0 +1,96 @@
+"""Throughput of a distributed backup with 1, 2, 4 and 8 Dask workers (docs/distributed.md).
+
+Starts a moto S3 server, makes a data set of incompressible files, and backs it up (a full
+backup into a fresh repository each time) with a LocalCluster of N worker processes:
+(a) straight to the server, (b) through a proxy that delays every request by 50 ms, the
+shape of a real remote bucket. Prints a Markdown table of MB/s.
+
+    python bench/distributed.py [--files 24] [--file-mib 1] [--workers 1,2,4,8]
+
+Needs the test extra (moto[server]) and the dask extra.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests"))
+
+from s3servers import S3Server, _run_server, _stop, free_port  # noqa: E402
+
+from kvbackup import Repository  # noqa: E402
+
+PROXY = """
+import sys, time
+sys.path.insert(0, {tests!r})
+from stores.faultproxy import FaultProxy
+with FaultProxy({upstream!r}, slow=1.0, delay={delay}) as proxy:
+    print(proxy.endpoint, flush=True)
+    time.sleep(1e9)
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--files", type=int, default=24)
+    parser.add_argument("--file-mib", type=float, default=1.0)
+    parser.add_argument("--workers", default="1,2,4,8")
+    parser.add_argument("--latency", type=float, default=0.05)
+    args = parser.parse_args()
+    import distributed
+
+    work = Path(tempfile.mkdtemp(prefix="kvbackup-bench-dist-"))
+    port = free_port()
+    moto = _run_server("moto", ["moto_server", "-H", "127.0.0.1", "-p", str(port)], port, work)
+    server = S3Server("moto", f"http://127.0.0.1:{port}")
+    os.environ.update(server.env())
+    os.environ.setdefault("KVBACKUP_TEST_FAST_KDF", "1")
+    os.environ.setdefault("KVBACKUP_CACHE_DIR", str(work / "cache"))
+    proxy = subprocess.Popen(
+        [sys.executable, "-c", PROXY.format(
+            tests=str(HERE.parent / "tests"), upstream=server.endpoint, delay=args.latency)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proxy.stdout is not None
+    slow_endpoint = proxy.stdout.readline().strip()
+    src = work / "src"
+    src.mkdir()
+    size = int(args.file_mib * (1 << 20))
+    for i in range(args.files):
+        (src / f"f{i:03d}.bin").write_bytes(os.urandom(size))
+    total = args.files * size
+    print(f"data: {args.files} files, {total / 1e6:.1f} MB; load: {os.getloadavg()}")
+    print("| workers | (a) as is, MB/s | (b) +50 ms per request, MB/s |")
+    print("|--------:|----------------:|-----------------------------:|")
+    try:
+        for n in [int(w) for w in args.workers.split(",")]:
+            with distributed.LocalCluster(
+                n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
+                dashboard_address=None,
+            ) as cluster, distributed.Client(cluster) as client:  # fmt: skip
+                speeds = []
+                for endpoint in (server.endpoint, slow_endpoint):
+                    url = f"s3://{server.new_bucket()}/repo"
+                    options = {"endpoint_url": endpoint}
+                    Repository.init(url, password="bench", store_options=options).close()
+                    with Repository.open(url, password="bench", store_options=options) as repo:
+                        started = time.monotonic()
+                        repo.backup(src, executor=client)
+                        speeds.append(total / (time.monotonic() - started) / 1e6)
+            print(f"| {n} | {speeds[0]:.1f} | {speeds[1]:.1f} |", flush=True)
+    finally:
+        proxy.kill()
+        _stop(moto)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

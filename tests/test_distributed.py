@@ -1,0 +1,262 @@
+"""Backups spread over a Dask LocalCluster of worker processes, into an S3 repository on a
+test S3 server: the snapshot is the one a one-process backup makes, incremental runs read
+only what changed, and a worker killed mid-run changes nothing in the result."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import assert_same_tree, cli_env, kvbackup, make_tree
+from kvtools import PASSWORD, SMALL_CHUNKS
+from s3servers import S3Server
+from stores.faultproxy import FaultProxy
+
+from kvbackup import Repository
+from kvbackup.errors import ClusterError
+from kvbackup.ops import distbackup
+from kvbackup.ops.distbackup import check_secure_address, plan_shards
+
+distributed = pytest.importorskip("distributed")
+
+
+@pytest.fixture(scope="module")
+def s3_env(moto_s3: S3Server) -> Iterator[dict[str, str]]:
+    """Credentials and endpoint in this process's environment, which the cluster's worker
+    processes inherit (as workers on other machines get them from their own)."""
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in moto_s3.env().items():
+            mp.setenv(key, value)
+        yield moto_s3.env()
+
+
+@pytest.fixture(scope="module")
+def client(s3_env: dict[str, str]) -> Iterator[Any]:
+    with (
+        distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+        ) as cluster,
+        distributed.Client(cluster) as dask_client,
+    ):
+        yield dask_client
+
+
+@pytest.fixture
+def small_shards(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Shards of 256 KiB, so that a small tree makes several shards for several workers."""
+    monkeypatch.setattr(distbackup, "MIN_SHARD_BYTES", 256 << 10)
+
+
+def source_tree(root: Path) -> Path:
+    make_tree(root)
+    for i in range(10):
+        (root / "data" / f"part{i:02d}.bin").parent.mkdir(exist_ok=True)
+        (root / "data" / f"part{i:02d}.bin").write_bytes(os.urandom(200_000))
+    # the same content twice: deduplicated within the run
+    (root / "data" / "copy.bin").write_bytes((root / "data" / "part03.bin").read_bytes())
+    return root
+
+
+def listing(repo: Repository, snapshot: str) -> list[tuple[Any, ...]]:
+    return [
+        (e.path, e.kind, e.mode, e.size, e.mtime_ns, e.target, e.chunks)
+        for e in repo.entries(snapshot)
+    ]
+
+
+def new_repo(moto_s3: S3Server) -> tuple[str, Repository]:
+    url = f"s3://{moto_s3.new_bucket()}/repo"
+    # small chunks (many per file), packs of a few hundred KiB (several per worker)
+    Repository.init(url, password=PASSWORD, chunker=SMALL_CHUNKS, pack_size=384 << 10).close()
+    return url, Repository.open(url, password=PASSWORD)
+
+
+def test_shards_keep_order_balance_bytes_and_give_every_worker_work() -> None:
+    sizes = [100] * 40 + [10 << 30] + [100] * 3
+    shards = plan_shards(sizes, workers=4)
+    assert [p for shard in shards for p in shard] == list(range(len(sizes)))
+    assert [40] in shards  # a file larger than a shard is a shard of its own
+    many = plan_shards([1 << 20] * 64, workers=2)  # 64 MiB over 2 workers: ~8 MiB shards
+    assert len(many) == 8 and {len(s) for s in many} == {8}
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "tcp://10.1.2.3:8786",
+        "10.1.2.3:8786",
+        "tcp://scheduler.example:8786",
+        "ws://[2001:db8::1]:1",
+    ],
+)
+def test_plain_network_addresses_beyond_loopback_are_refused(address: str) -> None:
+    with pytest.raises(ClusterError, match="unencrypted"):
+        check_secure_address(address)
+
+
+@pytest.mark.parametrize(
+    "address", ["tls://10.1.2.3:8786", "tcp://127.0.0.1:8786", "tcp://[::1]:1", "inproc://x/1"]
+)
+def test_tls_and_loopback_addresses_are_accepted(address: str) -> None:
+    check_secure_address(address)
+
+
+def test_cli_refuses_a_plain_remote_scheduler_before_connecting(tmp_path: Path) -> None:
+    src = make_tree(tmp_path / "src")
+    repo = tmp_path / "repo"
+    kvbackup("init", repo)
+    started = time.monotonic()
+    done = kvbackup("backup", src, "--repo", repo, "--dask", "tcp://192.0.2.1:8786", check=False)
+    assert done.returncode == 2, done.stderr
+    assert "tls://" in done.stderr and "--dask-trusted-network" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert time.monotonic() - started < 30  # refused, not a connection attempt timing out
+
+
+def test_a_missing_dask_names_the_extra(tmp_path: Path) -> None:
+    src = make_tree(tmp_path / "src")
+    kvbackup("init", tmp_path / "repo")
+    script = (
+        "import sys; sys.modules['distributed'] = None; sys.argv[0] = 'kvbackup'\n"
+        "from kvbackup.cli.main import main; main()"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, "backup", str(src), "--repo", str(tmp_path / "repo"),
+         "--dask", "local:1"],
+        env=cli_env(), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 17, done.stderr
+    assert "pip install 'kvbackup[dask]'" in done.stderr
+
+
+def test_distributed_snapshot_equals_the_one_process_backup(
+    tmp_path: Path, moto_s3: S3Server, client: Any, small_shards: None
+) -> None:
+    src = source_tree(tmp_path / "src")
+    _url, repo = new_repo(moto_s3)
+    alone = repo.backup(src, host="alone")
+    spread = repo.backup(src, host="spread", executor=client)
+    info = spread.distributed
+    assert info is not None and info["shards"] >= 3
+    assert len(info["workers"]) == 2  # both workers had shards
+    assert listing(repo, spread.snapshot.id) == listing(repo, alone.snapshot.id)
+    # the same entries make the same file list, chunk for chunk
+    assert spread.snapshot.filelist == alone.snapshot.filelist
+    for name in ("files", "dirs", "symlinks", "bytes", "files_read", "bytes_read"):
+        assert getattr(spread.stats, name) == getattr(alone.stats, name), name
+    # every worker's counters add up to the totals
+    workers = info["workers"].values()
+    assert sum(w["bytes_read"] for w in workers) == spread.stats.bytes_read
+    assert sum(w["files_read"] for w in workers) == spread.stats.files_read
+    assert all(w["requests"]["put"] >= 1 for w in workers)
+    # the client's own requests (this repository object's, cumulative) plus the workers'
+    assert spread.requests["put"] == repo.core.counts.put + sum(
+        w["requests"]["put"] for w in workers
+    )
+    repo.restore(spread.snapshot.id, tmp_path / "out")
+    assert_same_tree(src, tmp_path / "out")
+    assert repo.diff(alone.snapshot.id, spread.snapshot.id).changes == []
+    assert repo.verify(use_cache=False).ok
+
+
+def test_incremental_distributed_run_reads_only_what_changed(
+    tmp_path: Path, moto_s3: S3Server, client: Any, small_shards: None
+) -> None:
+    src = source_tree(tmp_path / "src")
+    _url, repo = new_repo(moto_s3)
+    first = repo.backup(src, executor=client)
+    (src / "data" / "part05.bin").write_bytes(os.urandom(150_000))
+    (src / "added.txt").write_text("added after the first run")
+    second = repo.backup(src, executor=client)
+    assert second.snapshot.parent == first.snapshot.id
+    assert second.stats.files_read == 2
+    assert second.stats.bytes_read == 150_000 + len("added after the first run")
+    assert second.stats.files_unchanged == first.stats.files - 1
+    workers = second.distributed["workers"].values()  # type: ignore[index]
+    assert sum(w["files_read"] for w in workers) == 2
+    repo.restore("latest", tmp_path / "out")
+    assert_same_tree(src, tmp_path / "out")
+
+
+def test_a_worker_killed_mid_shard_still_yields_the_complete_identical_snapshot(
+    tmp_path: Path, moto_s3: S3Server, client: Any, small_shards: None
+) -> None:
+    src = source_tree(tmp_path / "src")
+    url, repo = new_repo(moto_s3)
+    alone = repo.backup(src, host="alone")
+    bucket = url.split("/")[2]
+    pids = client.run(os.getpid)
+
+    def packs() -> int:
+        listed = moto_s3.client().list_objects_v2(Bucket=bucket, Prefix="repo/groups/")
+        return len([o for o in listed.get("Contents", []) if "/packs/" in o["Key"]])
+
+    baseline = packs()
+    with FaultProxy(moto_s3.endpoint, slow=1.0, delay=0.05) as proxy:
+        slow = Repository.open(
+            url, password=PASSWORD, store_options={"endpoint_url": proxy.endpoint}
+        )
+        outcome: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                outcome["result"] = slow.backup(src, host="spread", executor=client)
+            except BaseException as exc:
+                outcome["error"] = exc
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        killed = None
+        deadline = time.monotonic() + 120
+        while killed is None and time.monotonic() < deadline and thread.is_alive():
+            busy = [w for w, keys in client.processing().items() if keys and w in pids]
+            if busy and packs() > baseline:  # a worker is mid-shard, with packs written
+                killed = busy[0]
+                os.kill(pids[killed], signal.SIGKILL)
+            time.sleep(0.05)
+        thread.join(240)
+    assert killed is not None, "the run ended before a worker could be killed"
+    assert "error" not in outcome, outcome.get("error")
+    spread = outcome["result"]
+    assert listing(repo, spread.snapshot.id) == listing(repo, alone.snapshot.id)
+    assert spread.snapshot.filelist == alone.snapshot.filelist
+    repo.restore(spread.snapshot.id, tmp_path / "out")
+    assert_same_tree(src, tmp_path / "out")
+    result = repo.verify(use_cache=False)
+    assert not result.damaged_chunks and not result.affected
+    client.wait_for_workers(2, timeout=60)  # the nanny restarts the killed worker
+
+
+def test_cli_backup_on_a_local_cluster_reports_every_worker(
+    tmp_path: Path, moto_s3: S3Server
+) -> None:
+    env = cli_env(**moto_s3.env())
+    url = f"s3://{moto_s3.new_bucket()}/repo"
+    src = source_tree(tmp_path / "src")
+    kvbackup("init", url, env=env)
+    out = json.loads(
+        kvbackup("backup", src, "--repo", url, "--dask", "local:2", "--json", env=env).stdout
+    )
+    info = out["distributed"]
+    assert info["scheduler"].startswith("tcp://127.0.0.1:")
+    for worker in info["workers"].values():
+        assert {"bytes_read", "chunks_new", "packs", "requests", "shards"} <= set(worker)
+    assert sum(w["bytes_read"] for w in info["workers"].values()) == out["stats"]["bytes_read"]
+    assert out["requests"]["put"] > sum(w["requests"]["put"] for w in info["workers"].values())
+    kvbackup("restore", "latest", tmp_path / "out", "--repo", url, env=env)
+    assert_same_tree(src, tmp_path / "out")
+    text = kvbackup("backup", src, "--repo", url, "--dask", "local:1", env=env).stdout
+    assert "0 shards on 0 workers" in text and "(0 read, " in text
