@@ -302,9 +302,8 @@ def plan_shards(sizes: list[int], workers: int) -> list[list[int]]:
     :data:`MAX_SHARD_BYTES` (a larger file is a shard of its own) and, for a small source,
     about :data:`SHARDS_PER_WORKER` per worker so that every worker has work."""
     total = sum(sizes)
-    target = max(
-        MIN_SHARD_BYTES, min(MAX_SHARD_BYTES, total // max(1, workers * SHARDS_PER_WORKER))
-    )
+    per_worker = total // max(1, workers * SHARDS_PER_WORKER)
+    target = max(MIN_SHARD_BYTES, min(MAX_SHARD_BYTES, per_worker))
     shards: list[list[int]] = []
     current: list[int] = []
     current_bytes = 0
