@@ -5,7 +5,7 @@ backup into a fresh repository each time) with a LocalCluster of N worker proces
 (a) straight to the server, (b) through a proxy that delays every request by 50 ms, the
 shape of a real remote bucket. Prints a Markdown table of MB/s.
 
-    python bench/distributed.py [--files 24] [--file-mib 1] [--workers 1,2,4,8]
+    python bench/dask_scaling.py [--files 24] [--file-mib 1] [--workers 1,2,4,8]
 
 Needs the test extra (moto[server]) and the dask extra.
 """
@@ -27,6 +27,7 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 from s3servers import S3Server, _run_server, _stop, free_port  # noqa: E402
 
 from kvbackup import Repository  # noqa: E402
+from kvbackup.ops import distbackup  # noqa: E402
 
 PROXY = """
 import sys, time
@@ -44,7 +45,10 @@ def main() -> None:
     parser.add_argument("--file-mib", type=float, default=1.0)
     parser.add_argument("--workers", default="1,2,4,8")
     parser.add_argument("--latency", type=float, default=0.05)
+    parser.add_argument("--min-shard-kib", type=int, default=256)
     args = parser.parse_args()
+    # a small data set must still make several shards per worker
+    distbackup.MIN_SHARD_BYTES = args.min_shard_kib << 10
     import distributed
 
     work = Path(tempfile.mkdtemp(prefix="kvbackup-bench-dist-"))
@@ -70,21 +74,27 @@ def main() -> None:
     print(f"data: {args.files} files, {total / 1e6:.1f} MB; load: {os.getloadavg()}")
     print("| workers | (a) as is, MB/s | (b) +50 ms per request, MB/s |")
     print("|--------:|----------------:|-----------------------------:|")
+
+    def run_once(endpoint: str, executor: object) -> float:
+        url = f"s3://{server.new_bucket()}/repo"
+        options = {"endpoint_url": endpoint}
+        Repository.init(url, password="bench", store_options=options).close()
+        with Repository.open(url, password="bench", store_options=options) as repo:
+            started = time.monotonic()
+            repo.backup(src, executor=executor)
+            return total / (time.monotonic() - started) / 1e6
+
     try:
+        one = [run_once(endpoint, None) for endpoint in (server.endpoint, slow_endpoint)]
+        print(f"| no Dask (one process) | {one[0]:.1f} | {one[1]:.1f} |", flush=True)
         for n in [int(w) for w in args.workers.split(",")]:
             with distributed.LocalCluster(
                 n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
                 dashboard_address=None,
             ) as cluster, distributed.Client(cluster) as client:  # fmt: skip
-                speeds = []
-                for endpoint in (server.endpoint, slow_endpoint):
-                    url = f"s3://{server.new_bucket()}/repo"
-                    options = {"endpoint_url": endpoint}
-                    Repository.init(url, password="bench", store_options=options).close()
-                    with Repository.open(url, password="bench", store_options=options) as repo:
-                        started = time.monotonic()
-                        repo.backup(src, executor=client)
-                        speeds.append(total / (time.monotonic() - started) / 1e6)
+                speeds = [
+                    run_once(endpoint, client) for endpoint in (server.endpoint, slow_endpoint)
+                ]
             print(f"| {n} | {speeds[0]:.1f} | {speeds[1]:.1f} |", flush=True)
     finally:
         proxy.kill()
