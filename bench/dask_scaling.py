@@ -90,7 +90,7 @@ def main() -> None:
         for n in [int(w) for w in args.workers.split(",")]:
             with distributed.LocalCluster(
                 n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
-                dashboard_address=None,
+                dashboard_address=":0",
             ) as cluster, distributed.Client(cluster) as client:  # fmt: skip
                 speeds = [
                     run_once(endpoint, client) for endpoint in (server.endpoint, slow_endpoint)

@@ -47,7 +47,7 @@ def client(s3_env: dict[str, str]) -> Iterator[Any]:
             threads_per_worker=1,
             processes=True,
             host="127.0.0.1",
-            dashboard_address=None,
+            dashboard_address=":0",
         ) as cluster,
         distributed.Client(cluster) as dask_client,
     ):
