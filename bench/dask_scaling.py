@@ -92,6 +92,9 @@ def main() -> None:
                 n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
                 dashboard_address=":0",
             ) as cluster, distributed.Client(cluster) as client:  # fmt: skip
+                # warm up: the workers import kvbackup, boto3 and the plugins once
+                client.run(__import__, "kvbackup_s3.store")
+                client.run(__import__, "kvbackup.ops.distbackup")
                 speeds = [
                     run_once(endpoint, client) for endpoint in (server.endpoint, slow_endpoint)
                 ]
