@@ -270,3 +270,23 @@ def test_cli_backup_on_a_local_cluster_reports_every_worker(
     assert out["requests"]["put"] > sum(w["requests"]["put"] for w in info["workers"].values())
     kvbackup("restore", "latest", tmp_path / "out", "--repo", url, env=env)
     assert_same_tree(src, tmp_path / "out")
+
+
+def test_a_client_that_dies_mid_run_leaves_an_incomplete_snapshot_the_next_run_resumes(
+    tmp_path: Path, moto_s3: S3Server, client: Any, small_shards: None
+) -> None:
+    src = source_tree(tmp_path / "src")
+    _url, repo = new_repo(moto_s3)
+
+    def die_after_the_first_shard(event: Any) -> None:
+        if event.phase == "backup":
+            raise KeyboardInterrupt  # the client stops here, as if killed
+
+    with pytest.raises(KeyboardInterrupt):
+        repo.backup(src, executor=client, progress=die_after_the_first_shard)
+    assert [s.complete for s in repo.snapshots()] == [False]
+    resumed = repo.backup(src)  # the next run, here a one-process one
+    assert any("resumed interrupted snapshot" in m for m in resumed.messages)
+    assert resumed.stats.chunks_deduplicated > 0  # what the workers stored is reused
+    repo.restore("latest", tmp_path / "out")
+    assert_same_tree(src, tmp_path / "out")
