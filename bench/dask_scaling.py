@@ -13,6 +13,7 @@ Needs the test extra (moto[server]) and the dask extra.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import subprocess
@@ -21,18 +22,13 @@ import tempfile
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "tests"))
-
-from s3servers import S3Server, _run_server, _stop, free_port  # noqa: E402
-
-from kvbackup import Repository  # noqa: E402
-from kvbackup.ops import distbackup  # noqa: E402
+from kvbackup import Repository
+from kvbackup.ops import distbackup
+from kvbackup.testkit.s3server import moto_server
 
 PROXY = """
-import sys, time
-sys.path.insert(0, {tests!r})
-from stores.faultproxy import FaultProxy
+import time
+from kvbackup.testkit.faultproxy import FaultProxy
 with FaultProxy({upstream!r}, slow=1.0, delay={delay}) as proxy:
     print(proxy.endpoint, flush=True)
     time.sleep(1e9)
@@ -52,15 +48,14 @@ def main() -> None:
     import distributed
 
     work = Path(tempfile.mkdtemp(prefix="kvbackup-bench-dist-"))
-    port = free_port()
-    moto = _run_server("moto", ["moto_server", "-H", "127.0.0.1", "-p", str(port)], port, work)
-    server = S3Server("moto", f"http://127.0.0.1:{port}")
+    stack = contextlib.ExitStack()
+    server = stack.enter_context(moto_server())
     os.environ.update(server.env())
     os.environ.setdefault("KVBACKUP_TEST_FAST_KDF", "1")
     os.environ.setdefault("KVBACKUP_CACHE_DIR", str(work / "cache"))
     proxy = subprocess.Popen(
         [sys.executable, "-c", PROXY.format(
-            tests=str(HERE.parent / "tests"), upstream=server.endpoint, delay=args.latency)],
+            upstream=server.endpoint, delay=args.latency)],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     assert proxy.stdout is not None
@@ -101,7 +96,7 @@ def main() -> None:
             print(f"| {n} | {speeds[0]:.1f} | {speeds[1]:.1f} |", flush=True)
     finally:
         proxy.kill()
-        _stop(moto)
+        stack.close()
         shutil.rmtree(work, ignore_errors=True)
 
 
