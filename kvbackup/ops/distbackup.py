@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import os
+import socket
 import threading
 import time
 import uuid
@@ -26,10 +27,18 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from ..core.locks import RepositoryLock, acquire_backup
 from ..core.progress import Progress, ProgressEvent
 from ..core.repo import RepoCore, open_store
 from ..core.writer import ChunkWriter
-from ..errors import ClusterError, KvbackupError, PluginError, SourceError
+from ..errors import (
+    ClusterError,
+    KeyNotFoundError,
+    KvbackupError,
+    PluginError,
+    SourceError,
+    UsageError,
+)
 from ..format.chunker import Chunker
 from ..format.config import RepoConfig
 from ..format.envelope import ObjectType
@@ -39,6 +48,7 @@ from ..format.keyslots import KeyMaterial
 from ..format.layout import index_prefix
 from ..registry import default_registry
 from ..sources import DIR, FILE, Entry
+from ..store import default_deadline
 from .backup import (
     BackupResult,
     BackupStats,
@@ -167,6 +177,9 @@ class RunSpec:
     source_type: str | None
     source_options: dict[str, str]
     source_identity: str
+    #: The client's deadline per store operation (``$KVBACKUP_STORE_DEADLINE`` there),
+    #: unless the store's options set their own: workers elsewhere lack its environment.
+    store_deadline: float
 
 
 @dataclass
@@ -201,6 +214,8 @@ def _worker_run(spec: RunSpec) -> _WorkerRun:
         if run is None:
             registry = default_registry()
             store = open_store(spec.store_location, spec.store_options, registry)
+            if store.deadline is None:
+                store.deadline = spec.store_deadline
             core = RepoCore(
                 store,
                 KeyMaterial(spec.master_key),
@@ -224,10 +239,23 @@ def _refresh_index(run: _WorkerRun, group: str) -> None:
     """Add the index fragments written since the last look (by any worker) to the index."""
     with run.lock:
         keys = [k for k in run.core.store.list(index_prefix(group)) if k not in run.fragments]
-        for packs in run.core.map_parallel(run.core.read_index_fragment, keys):
+        loaded = run.core.map_parallel(_read_fragment(run.core), keys)
+        for key, packs in zip(keys, loaded, strict=True):
+            if packs is None:
+                continue  # merged away meanwhile: the merged fragment is listed next time
             for pack_id, blobs in packs:
                 run.index.add_pack(pack_id, blobs)
-        run.fragments.update(keys)
+            run.fragments.add(key)
+
+
+def _read_fragment(core: RepoCore) -> Any:
+    def read(key: str) -> Any:
+        try:
+            return core.read_index_fragment(key)
+        except KeyNotFoundError:
+            return None
+
+    return read
 
 
 def backup_shard(spec: RunSpec, entries: list[Entry]) -> ShardResult:
@@ -343,17 +371,26 @@ def run_distributed_backup(
     if "://" not in spec:
         spec = os.path.abspath(spec)
     if repo.store_location is None:
-        raise KvbackupError("a distributed backup needs a repository opened by path or URL")
+        raise UsageError("a distributed backup needs a repository opened by path or URL")
+    # Checked first, as by a one-process backup: a bad --compression writes nothing.
+    chain = _chain_with(repo, compression) if compression else repo.config.transforms
+    repo.make_codec(chain)
     workers = check_cluster(client, trusted_network)
     source, source_kind = make_source(repo, spec, source_type, source_options)
+    lock = None
     try:
+        # The same backup lock as a one-process backup: a prune leaves the group alone
+        # (and its workers' packs) until it is released.
+        lock = acquire_backup(repo, host or socket.gethostname(), source.identity)
         return _run(
             repo, source, source_kind, spec, client, workers, started,
             full=full, rehash=rehash, source_type=source_type,
-            source_options=dict(source_options or {}), compression=compression,
-            progress=progress, host=host, tags=tags,
+            source_options=dict(source_options or {}), chain=chain,
+            progress=progress, host=host, tags=tags, lock=lock,
         )  # fmt: skip
     finally:
+        if lock is not None:
+            lock.release()
         source.close()
 
 
@@ -370,10 +407,11 @@ def _run(
     rehash: bool,
     source_type: str | None,
     source_options: dict[str, str],
-    compression: str | None,
+    chain: list[dict[str, Any]],
     progress: Progress | None,
     host: str | None,
     tags: list[str] | None,
+    lock: RepositoryLock,
 ) -> BackupResult:
     begun = begin_snapshot(repo, source, source_kind, started, full, host, tags)
     snap, parent, resumes, index = begun.snap, begun.parent, begun.resumes, begun.index
@@ -410,11 +448,12 @@ def _run(
         master_key=repo.keys.master,
         config=repo.config.to_json(),
         group=snap.group,
-        chain=_chain_with(repo, compression) if compression else repo.config.transforms,
+        chain=chain,
         source_spec=spec,
         source_type=source_type,
         source_options=source_options,
         source_identity=source.identity,
+        store_deadline=default_deadline(),
     )
     shards = plan_shards([items[i][0].size for i in to_read], len(workers))
     results: dict[int, ShardResult] = {}
@@ -499,7 +538,7 @@ def _run(
     if len(snap.filelist) != len(list_refs):
         raise KvbackupError("internal error: a file-list chunk has no id")
     skipped.sort()
-    messages = commit_snapshot(repo, snap, stats, skipped, resumes)
+    messages = commit_snapshot(repo, snap, index, stats, skipped, resumes, lock)
     duplicates = _count_duplicates(repo, snap.group, fragments_before, indexed_before)
     requests = repo.counts.as_dict()
     for info in per_worker.values():
