@@ -22,7 +22,8 @@ from s3servers import S3Server
 from stores.faultproxy import FaultProxy
 
 from kvbackup import Repository
-from kvbackup.errors import ClusterError
+from kvbackup.core.locks import list_locks
+from kvbackup.errors import ClusterError, UsageError
 from kvbackup.ops import distbackup
 from kvbackup.ops.distbackup import check_secure_address, plan_shards
 
@@ -140,7 +141,9 @@ def test_a_missing_dask_names_the_extra(tmp_path: Path) -> None:
         env=cli_env(), capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert done.returncode == 17, done.stderr
-    assert "pip install 'kvbackup[dask]'" in done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "kvbackup: error: distributed backups need Dask: pip install 'kvbackup[dask]'"
+    ]
 
 
 def test_distributed_snapshot_equals_the_one_process_backup(
@@ -285,8 +288,49 @@ def test_a_client_that_dies_mid_run_leaves_an_incomplete_snapshot_the_next_run_r
     with pytest.raises(KeyboardInterrupt):
         repo.backup(src, executor=client, progress=die_after_the_first_shard)
     assert [s.complete for s in repo.snapshots()] == [False]
+    assert list_locks(repo.core) == []  # its backup lock went with it
     resumed = repo.backup(src)  # the next run, here a one-process one
     assert any("resumed interrupted snapshot" in m for m in resumed.messages)
     assert resumed.stats.chunks_deduplicated > 0  # what the workers stored is reused
     repo.restore("latest", tmp_path / "out")
     assert_same_tree(src, tmp_path / "out")
+
+
+def test_a_prune_during_a_distributed_run_leaves_its_group_alone(
+    tmp_path: Path, moto_s3: S3Server, client: Any, small_shards: None
+) -> None:
+    """The client holds the backup lock a one-process backup holds, for the whole run: a
+    prune started while workers write skips the group because a backup of its source is
+    running, and the lock is gone once the snapshot is committed."""
+    src = source_tree(tmp_path / "src")
+    url, repo = new_repo(moto_s3)
+    pruner = Repository.open(url, password=PASSWORD)
+    seen: dict[str, Any] = {}
+
+    def prune_once(event: Any) -> None:
+        if event.phase == "backup" and "prune" not in seen:
+            seen["locks"] = [(lock.kind, lock.source) for lock in list_locks(repo.core)]
+            seen["prune"] = pruner.prune(max_unused=0)
+
+    spread = repo.backup(src, executor=client, progress=prune_once)
+    assert seen["locks"] == [("backup", str(src))]
+    assert seen["prune"].groups_skipped == {
+        spread.snapshot.group: "a backup of its source is running"
+    }
+    assert list_locks(repo.core) == []  # released once committed
+    repo.restore(spread.snapshot.id, tmp_path / "out")
+    assert_same_tree(src, tmp_path / "out")
+    assert repo.verify(use_cache=False).ok
+
+
+def test_a_bad_compression_is_refused_before_anything_is_written(
+    tmp_path: Path, moto_s3: S3Server, client: Any
+) -> None:
+    src = make_tree(tmp_path / "src")
+    url, repo = new_repo(moto_s3)
+    with pytest.raises(UsageError, match="out of range"):
+        repo.backup(src, executor=client, compression="zstd:99")
+    bucket = url.split("/")[2]
+    listed = moto_s3.client().list_objects_v2(Bucket=bucket, Prefix="repo/")
+    keys = [o["Key"] for o in listed.get("Contents", [])]
+    assert not [k for k in keys if k.startswith(("repo/snapshots/", "repo/groups/", "repo/locks/"))]
