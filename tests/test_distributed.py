@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +18,6 @@ import pytest
 from helpers import assert_same_tree, cli_env, kvbackup, make_tree
 from kvtools import PASSWORD, SMALL_CHUNKS
 from s3servers import S3Server
-from stores.faultproxy import FaultProxy
 
 from kvbackup import Repository
 from kvbackup.core.locks import list_locks
@@ -195,60 +193,80 @@ def test_incremental_distributed_run_reads_only_what_changed(
     assert_same_tree(src, tmp_path / "out")
 
 
+def install_death_after_a_stored_unindexed_pack(marker: str) -> None:
+    """In a worker process: before reading a file, once a pack of the current shard is
+    stored and not yet named by an index fragment, the first worker to get there (the one
+    that creates ``marker``) kills itself with SIGKILL, as ``kill -9`` would."""
+    import kvbackup.ops.distbackup as module
+
+    read_file = getattr(module, "_original_read_file", module._read_file)
+
+    def read_or_die(source: Any, entry: Any, chunker: Any, writer: Any, *rest: Any) -> Any:
+        writer.drain()  # every chunk so far packed
+        if writer.stats.bytes_stored >= writer.pack_size:  # a full pack went to upload
+            deadline = time.monotonic() + 30
+            while not writer._unindexed and time.monotonic() < deadline:
+                time.sleep(0.01)  # until it is stored (its fragment comes at shard end)
+            try:
+                os.close(os.open(marker, os.O_CREAT | os.O_EXCL))
+            except FileExistsError:
+                pass
+            else:
+                os.kill(os.getpid(), signal.SIGKILL)
+        return read_file(source, entry, chunker, writer, *rest)
+
+    module._original_read_file = read_file  # type: ignore[attr-defined]
+    module._read_file = read_or_die
+
+
+def remove_death() -> None:
+    import kvbackup.ops.distbackup as module
+
+    module._read_file = getattr(module, "_original_read_file", module._read_file)
+
+
 def test_a_worker_killed_mid_shard_still_yields_the_complete_identical_snapshot(
-    tmp_path: Path, moto_s3: S3Server, client: Any, small_shards: None
+    tmp_path: Path, moto_s3: S3Server, client: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A worker dies by SIGKILL in the middle of a shard, after storing a pack it had not
+    indexed yet: Dask runs the shard again elsewhere, the snapshot is complete and the same
+    as a one-process backup's, and the dead worker's pack is an orphan that verify names
+    and prune deletes."""
+    monkeypatch.setattr(distbackup, "MIN_SHARD_BYTES", 1 << 20)  # ~3 packs per shard
     src = source_tree(tmp_path / "src")
     url, repo = new_repo(moto_s3)
     alone = repo.backup(src, host="alone")
-    bucket = url.split("/")[2]
-    pids = client.run(os.getpid)
-
-    def packs() -> int:
-        listed = moto_s3.client().list_objects_v2(Bucket=bucket, Prefix="repo/groups/")
-        return len([o for o in listed.get("Contents", []) if "/packs/" in o["Key"]])
-
-    baseline = packs()
-    with FaultProxy(moto_s3.endpoint, slow=1.0, delay=0.05) as proxy:
-        slow = Repository.open(
-            url, password=PASSWORD, store_options={"endpoint_url": proxy.endpoint}
-        )
-        outcome: dict[str, Any] = {}
-
-        def run() -> None:
-            try:
-                outcome["result"] = slow.backup(src, host="spread", executor=client)
-            except BaseException as exc:
-                outcome["error"] = exc
-
-        thread = threading.Thread(target=run)
-        thread.start()
-        killed = None
-        deadline = time.monotonic() + 120
-        while killed is None and time.monotonic() < deadline and thread.is_alive():
-            busy = [w for w, keys in client.processing().items() if keys and w in pids]
-            if busy and packs() > baseline:  # a worker is mid-shard, with packs written
-                killed = busy[0]
-                os.kill(pids[killed], signal.SIGKILL)
-            time.sleep(0.05)
-        thread.join(240)
-    assert killed is not None, "the run ended before a worker could be killed"
-    assert "error" not in outcome, outcome.get("error")
-    spread = outcome["result"]
+    marker = tmp_path / "killed"
+    client.run(install_death_after_a_stored_unindexed_pack, str(marker))
+    try:
+        spread = repo.backup(src, host="spread", executor=client)
+    finally:
+        client.run(remove_death)
+    assert marker.exists(), "no worker reached the point where it dies"
     assert listing(repo, spread.snapshot.id) == listing(repo, alone.snapshot.id)
     assert spread.snapshot.filelist == alone.snapshot.filelist
     repo.restore(spread.snapshot.id, tmp_path / "out")
     assert_same_tree(src, tmp_path / "out")
     result = repo.verify(use_cache=False)
     assert result.ok and not result.damaged_chunks and not result.affected
-    # packs the killed worker stored but never indexed are orphans that verify names
-    group = spread.snapshot.group
-    indexed, _ = repo.core.load_index(group)
-    listed = moto_s3.client().list_objects_v2(Bucket=bucket, Prefix=f"repo/groups/{group}/packs/")
-    orphans = [o["Key"] for o in listed.get("Contents", [])]
-    orphans = [k for k in orphans if bytes.fromhex(k.rsplit("/", 1)[1]) not in indexed.packs]
-    for key in orphans:
-        assert any(key.split("/", 1)[1] in w for w in result.warnings), (key, result.warnings)
+    # the pack the killed worker stored but never indexed is an orphan that verify names
+    bucket, group = url.split("/")[2], spread.snapshot.group
+
+    def packs() -> set[bytes]:
+        listed = moto_s3.client().list_objects_v2(
+            Bucket=bucket, Prefix=f"repo/groups/{group}/packs/"
+        )
+        return {bytes.fromhex(o["Key"].rsplit("/", 1)[1]) for o in listed["Contents"]}
+
+    orphans = packs() - set(repo.core.load_index(group)[0].packs)
+    assert orphans
+    for pack_id in orphans:
+        assert any(pack_id.hex() in w and "orphan" in w for w in result.warnings), result.warnings
+    # ... and that prune deletes, leaving the snapshot whole
+    assert repo.prune().orphan_packs_deleted == len(orphans)
+    assert packs() == set(repo.core.load_index(group)[0].packs)
+    repo.restore(spread.snapshot.id, tmp_path / "after-prune")
+    assert_same_tree(src, tmp_path / "after-prune")
     client.wait_for_workers(2, timeout=60)  # the nanny restarts the killed worker
 
 
