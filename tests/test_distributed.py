@@ -352,3 +352,26 @@ def test_a_bad_compression_is_refused_before_anything_is_written(
     listed = moto_s3.client().list_objects_v2(Bucket=bucket, Prefix="repo/")
     keys = [o["Key"] for o in listed.get("Contents", [])]
     assert not [k for k in keys if k.startswith(("repo/snapshots/", "repo/groups/", "repo/locks/"))]
+
+
+def test_a_worker_uses_the_clients_store_deadline_not_its_own_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Workers on other machines lack the client's $KVBACKUP_STORE_DEADLINE: the run carries
+    it, and a worker's store gets it (here the worker's own environment says otherwise)."""
+    src = make_tree(tmp_path / "src")
+    Repository.init(tmp_path / "repo", password=PASSWORD).close()
+    core = Repository.open(tmp_path / "repo", password=PASSWORD).core
+    monkeypatch.setenv("KVBACKUP_STORE_DEADLINE", "99")
+    spec = distbackup.RunSpec(
+        run_id="deadline-test", store_location=str(tmp_path / "repo"), store_options={},
+        master_key=core.keys.master, config=core.config.to_json(), group="g",
+        chain=core.config.transforms, source_spec=str(src), source_type=None,
+        source_options={}, source_identity=str(src), store_deadline=7.0,
+    )  # fmt: skip
+    run = distbackup._worker_run(spec)
+    try:
+        assert run.core.raw_store.deadline == 7.0
+    finally:
+        distbackup.forget_run(spec.run_id)
+    core.close()
