@@ -10,12 +10,14 @@ operations in :mod:`kvbackup.ops`, returning their typed results.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from .core.locks import RemovedLock, remove_stale_locks
 from .core.progress import Progress
+from .core.readlock import ReadLocks, reads, reads_lazily
 from .core.repo import CacheChoice, Password, RepoCore
 from .core.selection import SnapshotFilter
 from .format.chunker import ChunkerParams
@@ -51,6 +53,7 @@ class Repository:
 
     def __init__(self, core: RepoCore) -> None:
         self.core = core
+        self._read_locks = ReadLocks(core)
 
     # ----------------------------------------------------------------- opening
 
@@ -188,6 +191,7 @@ class Repository:
         those ``select`` matches (``--host``, ``--tag``, ``--path``)."""
         return self.core.resolve_snapshot(spec, complete_only, select)
 
+    @reads_lazily("ls")
     def entries(self, snapshot: str | Snapshot) -> Iterator[Entry]:
         """The entries (files, folders, symlinks) of ``snapshot``, streamed in its order."""
         return self.core.iter_entries(self.resolve_snapshot(snapshot))
@@ -245,6 +249,7 @@ class Repository:
             tags=list(tags),
         )
 
+    @reads("restore")
     def restore(
         self,
         snapshot: str | Snapshot,
@@ -266,6 +271,7 @@ class Repository:
             progress=progress,
         )
 
+    @reads("verify")
     def verify(
         self,
         *,
@@ -287,6 +293,7 @@ class Repository:
             progress=progress,
         )
 
+    @reads("verify")
     def verify_full(
         self,
         source: str | os.PathLike[str],
@@ -339,20 +346,29 @@ class Repository:
             force=force,
         )
 
+    def read_lock(self, operation: str) -> contextlib.AbstractContextManager[None]:
+        """Hold a read lock while reading (``operation`` names it for others): a prune does
+        not start meanwhile, and this waits while one runs. The reading methods take it
+        themselves; hold it around :meth:`browse` or several calls to share one lock."""
+        return self._read_locks.hold(operation)
+
     def unlock(self, remove_all: bool = False) -> list[RemovedLock]:
         """Remove stale locks (all locks with ``remove_all``); return what was removed."""
         return remove_stale_locks(self.core, everything=remove_all)
 
+    @reads("diff")
     def diff(self, before: str | Snapshot, after: str | Snapshot) -> DiffResult:
         """What changed from snapshot ``before`` to snapshot ``after``."""
         return run_diff(self.core, self.resolve_snapshot(before), self.resolve_snapshot(after))
 
+    @reads("stats")
     def stats(self, snapshot: str | Snapshot | None = None) -> Stats:
         """Sizes and counts of the repository, or of one snapshot."""
         if snapshot is None:
             return repository_stats(self.core)
         return snapshot_stats(self.core, self.resolve_snapshot(snapshot))
 
+    @reads_lazily("cat")
     def cat(self, snapshot: str | Snapshot, path: str | bytes) -> Iterator[bytes]:
         """The content of the file ``path`` of ``snapshot``, as a stream of verified chunks
         (``b"".join(repo.cat(...))`` for the bytes)."""
@@ -365,6 +381,7 @@ class Repository:
             return [s for s in self.snapshots() if s.complete]
         return [self.resolve_snapshot(s) for s in snapshots]
 
+    @reads_lazily("find")
     def find(
         self,
         patterns: Iterable[str],
@@ -380,6 +397,7 @@ class Repository:
         pattern = NamePattern(patterns, ignore_case)
         return find_names(self.core, self._chosen(snapshots), pattern, newest_ns, oldest_ns)
 
+    @reads_lazily("find")
     def find_chunks(
         self, chunk_ids: Iterable[str], *, snapshots: Iterable[str | Snapshot] | None = None
     ) -> Iterator[FindMatch]:
@@ -395,8 +413,9 @@ class Repository:
     ) -> CopyResult:
         """Copy ``snapshots`` (default: every complete one) of ``source`` into this
         repository, skipping those it has; see :mod:`kvbackup.ops.copy`."""
-        chosen = None if snapshots is None else source._chosen(snapshots)
-        return run_copy(source.core, self.core, chosen, progress=progress)
+        with source.read_lock("copy"):
+            chosen = None if snapshots is None else source._chosen(snapshots)
+            return run_copy(source.core, self.core, chosen, progress=progress)
 
     def browse(self, cache_bytes: int = DEFAULT_CACHE_BYTES) -> SnapshotTree:
         """The snapshots as a read-only folder tree (what ``kvbackup mount`` serves)."""

@@ -135,11 +135,27 @@ def test_unlock_removes_stale_locks_reporting_host_and_age(
     info = LockInfo("exclusive", "prune", "elsewhere", 4242, "ann", old, old, key="locks/exclusive")
     repo.core.put_object(info.key, ObjectType.LOCK, info.to_json())
     repo.close()
-    done = kvb("prune", "-r", url, cache=tmp_path / "c", expect=ExitCode.LOCKED)
-    assert b"stale" in done.stderr and b"kvbackup unlock" in done.stderr
     text = kvb("unlock", "-r", url, cache=tmp_path / "c").stdout.decode()
     assert "pid 4242 on elsewhere" in text and "180 min ago" in text
-    kvb("prune", "-r", url, cache=tmp_path / "c")
+    assert "no stale locks" in kvb("unlock", "-r", url, cache=tmp_path / "c").stdout.decode()
+
+
+def test_the_next_prune_removes_a_lock_not_refreshed_for_its_lifetime_saying_so(
+    history: tuple[str, Path, list[str]], tmp_path: Path
+) -> None:
+    url, _src, _ids = history
+    repo = open_repo(url)
+    old = time.time() - 3 * 3600
+    info = LockInfo("exclusive", "prune", "elsewhere", 4242, "ann", old, old, key="locks/exclusive")
+    repo.core.put_object(info.key, ObjectType.LOCK, info.to_json())
+    repo.close()
+    done = kvb("prune", "-r", url, cache=tmp_path / "c")
+    (notice,) = [line for line in done.stderr.decode().splitlines() if "stale" in line]
+    assert notice.startswith("kvbackup: removed a stale lock: prune lock held by pid 4242 on ")
+    assert "elsewhere" in notice and "lifetime of 30m" in notice
+    repo = open_repo(url)
+    assert keys_under(repo, "locks/") == []
+    repo.close()
 
 
 def test_prune_refuses_a_damaged_repository_unless_forced(

@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from ..display import display_name
 from ..ops.mount.fuse import check_fuse, check_mountpoint, serve
 from .common import emit_json, get_repo_options, json_option, repo_options, requests_line
 
@@ -41,19 +42,21 @@ def command(
     mfusepy = check_fuse()
     check_mountpoint(mountpoint)
     repo = get_repo_options(kwargs).open()
+    shown = display_name(mountpoint)
     try:
-        tree = repo.browse(cache_bytes=cache_size * 1024 * 1024)
-        if not quiet and not as_json:
-            click.echo(
-                f"serving {repo.location} at {mountpoint} (Ctrl-C or "
-                f"`fusermount3 -u {mountpoint}` to stop)",
-                err=True,
-            )
-        serve(tree, mountpoint, mfusepy, debug=debug)
+        with repo.read_lock("mount"):  # no prune deletes what the mount may read
+            tree = repo.browse(cache_bytes=cache_size * 1024 * 1024)
+            if not quiet and not as_json:
+                click.echo(
+                    f"serving {display_name(repo.location)} at {shown} (Ctrl-C or "
+                    f"`fusermount3 -u {shown}` to stop)",
+                    err=True,
+                )
+            serve(tree, mountpoint, mfusepy, debug=debug)
         requests = repo.requests
     finally:
         repo.close()
     if as_json:
         emit_json({"mountpoint": mountpoint, "requests": requests})
     elif not quiet:
-        click.echo(f"unmounted {mountpoint}; {requests_line(requests)}", err=True)
+        click.echo(f"unmounted {shown}; {requests_line(requests)}", err=True)

@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from ..display import display_name
 from .common import emit_json, get_repo_options, json_option, repo_options
 
 
@@ -16,8 +17,8 @@ from .common import emit_json, get_repo_options, json_option, repo_options
 )
 @json_option
 def command(remove_all: bool, as_json: bool, **kwargs: Any) -> None:
-    """Remove stale locks: those not refreshed for 30 minutes, or whose process on this
-    host is gone.
+    """Remove stale locks: those not refreshed for their lifetime (30 minutes), or whose
+    process on this host is gone. (Commands remove the stale locks they meet themselves.)
 
     \b
     Example:
@@ -33,7 +34,8 @@ def command(remove_all: bool, as_json: bool, **kwargs: Any) -> None:
         return
     for r in removed:
         click.echo(
-            f"removed {r.operation} lock {r.key}: pid {r.pid} on {r.host}, "
+            f"removed {display_name(r.operation)} lock {r.key}: pid {r.pid} on "
+            f"{display_name(r.host)}, "
             f"last refreshed {r.age / 60:.0f} min ago"
         )
     if not removed:

@@ -12,6 +12,7 @@ import click
 
 from .. import __version__
 from ..errors import ExitCode, KvbackupError
+from .notices import show_engine_notices
 from .profiles import CliState, load_profile
 
 
@@ -108,6 +109,7 @@ def cli(ctx: click.Context, profile_name: str | None, config_path: str | None) -
     Example:
       kvbackup -p home backup      # the repository, password and sources of a profile
     """
+    show_engine_notices()
     state = CliState(config_path=config_path)
     if profile_name:
         state.profile = load_profile(profile_name, config_path)

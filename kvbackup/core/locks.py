@@ -1,13 +1,18 @@
-"""RepoCore locks: one exclusive holder (forget, prune) or any number of backups.
+"""RepoCore locks: one exclusive holder (forget, prune), or any number of backups and
+readers (restore, ls, cat, find, verify, mount, diff, stats, copy's source).
 
 ``locks/exclusive`` is written with a conditional write where the store honours one; on
 other stores an exclusive holder writes ``locks/exclusive-<hex>`` and then lists ``locks/``:
 if it sees another live exclusive lock, it removes its own and gives up (two racing
 holders both give up; neither proceeds). A backup writes ``locks/backup-<hex>`` naming its
-host and source and never waits for another backup. Every lock is refreshed (rewritten
-with a new time) every :data:`REFRESH_EVERY` seconds while held and is *stale* once not
-refreshed for :data:`STALE_AFTER` seconds, or at once if its process is gone from this
-host. Why this keeps an in-flight backup safe from a prune: ``docs/format.md``.
+host and source and never waits for another backup; a reader writes ``locks/read-<hex>``.
+Both wait while a live exclusive lock is held; an exclusive holder refuses to start while a
+reader holds its lock (it could delete packs the reader is about to fetch), as restic does.
+Every lock is refreshed (rewritten with a new time) every :data:`REFRESH_EVERY` seconds
+while held and is *stale* once not refreshed for its stated ``lifetime``, or at once if its
+process is gone from this host. The next acquirer removes a stale lock it meets, saying so
+on the ``kvbackup.locks`` logger. Why this keeps an in-flight backup safe from a prune:
+``docs/format.md``.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import getpass
 import json
+import logging
 import os
 import secrets
 import socket
@@ -34,23 +40,31 @@ PREFIX = "locks/"
 EXCLUSIVE_KEY = "locks/exclusive"
 EXCLUSIVE = "exclusive"
 BACKUP = "backup"
+READ = "read"
+KINDS = (EXCLUSIVE, BACKUP, READ)
 REFRESH_EVERY = 5 * 60.0
+#: A lock's lifetime: stale once not refreshed for this long (stated in each lock object).
 STALE_AFTER = 30 * 60.0
 WAIT_POLL = 2.0
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
 class LockInfo:
     """What a lock object says: who holds it, for what, since when."""
 
-    kind: str  # "exclusive" or "backup"
-    operation: str  # "prune", "forget", "backup", ...
+    kind: str  # "exclusive", "backup" or "read"
+    operation: str  # "prune", "forget", "backup", "restore", ...
     host: str
     pid: int
     user: str
     created: float
     refreshed: float
     source: str = ""  # backups: the source they write (with ``host``)
+    #: Seconds after ``refreshed`` at which it is stale (older locks: :data:`STALE_AFTER`).
+    lifetime: float = STALE_AFTER
+    token: str = ""  # random, to tell this holder's object from a successor's
     key: str = ""  # where it is stored (not part of the object)
 
     def to_json(self) -> bytes:
@@ -63,8 +77,10 @@ class LockInfo:
         try:
             data = json.loads(raw)
             info = cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data}, key=key)
-            if info.kind not in (EXCLUSIVE, BACKUP):
+            if info.kind not in KINDS:
                 raise ValueError(f"unknown lock kind {info.kind!r}")
+            if not (info.lifetime > 0):
+                raise ValueError(f"lifetime {info.lifetime!r} is not positive")
             return info
         except (ValueError, TypeError, KeyError) as exc:
             raise CorruptionError(f"{key}: malformed lock ({exc})") from None
@@ -73,11 +89,27 @@ class LockInfo:
         """Seconds since it was last refreshed."""
         return max(0.0, (time.time() if now is None else now) - self.refreshed)
 
-    def stale(self, now: float | None = None, stale_after: float = STALE_AFTER) -> bool:
-        """Not refreshed for ``stale_after`` seconds, or its process is gone from this host."""
-        if self.age(now) > stale_after:
-            return True
-        return self.host == socket.gethostname() and not _pid_alive(self.pid)
+    def stale(self, now: float | None = None) -> bool:
+        """Not refreshed for its ``lifetime``, or its process is gone from this host."""
+        return bool(self.why_stale(now))
+
+    def why_stale(self, now: float | None = None) -> str:
+        """Why it is stale (``""``: it is not)."""
+        if self.age(now) > self.lifetime:
+            return f"not refreshed for longer than its lifetime of {_age_text(self.lifetime)}"
+        if self.host == socket.gethostname() and not _pid_alive(self.pid):
+            return f"process {self.pid} is gone from this host"
+        return ""
+
+    def same_holder(self, other: LockInfo) -> bool:
+        """Both name the same holder at the same refresh (the object did not change)."""
+        return (self.token, self.host, self.pid, self.created, self.refreshed) == (
+            other.token,
+            other.host,
+            other.pid,
+            other.created,
+            other.refreshed,
+        )
 
     def describe(self) -> str:
         what = f"{self.operation} lock" + (f" ({self.source})" if self.source else "")
@@ -109,7 +141,7 @@ def _age_text(seconds: float) -> str:
 
 def is_lock_key(key: str) -> bool:
     name = key[len(PREFIX) :] if key.startswith(PREFIX) else ""
-    return name == EXCLUSIVE or name.startswith((EXCLUSIVE + "-", BACKUP + "-"))
+    return name == EXCLUSIVE or name.startswith(tuple(kind + "-" for kind in KINDS))
 
 
 def read_lock(repo: RepoCore, key: str) -> LockInfo | None:
@@ -120,7 +152,29 @@ def read_lock(repo: RepoCore, key: str) -> LockInfo | None:
         return None
 
 
-def list_locks(repo: RepoCore, kinds: tuple[str, ...] = (EXCLUSIVE, BACKUP)) -> list[LockInfo]:
+UNREADABLE = "unreadable"
+
+
+def remove_if_stale(repo: RepoCore, info: LockInfo) -> bool:
+    """Remove ``info``'s lock if it is stale and unchanged since it was read; say so on
+    :data:`log`. An unreadable lock is left for ``kvbackup unlock`` (whose it is is unknown).
+    """
+    why = info.why_stale()
+    if not why or info.operation == UNREADABLE:
+        return False
+    if info.key == EXCLUSIVE_KEY:  # a fixed name: make sure a successor did not take it
+        try:
+            current = read_lock(repo, info.key)
+        except CorruptionError:
+            return False
+        if current is None or not current.same_holder(info):
+            return False
+    repo.store.delete(info.key)
+    log.warning("removed a stale lock: %s (%s)", info.describe(), why)
+    return True
+
+
+def list_locks(repo: RepoCore, kinds: tuple[str, ...] = KINDS) -> list[LockInfo]:
     """Every lock of the given kinds (the kind is in the key: only those are read).
 
     An unreadable (damaged) lock is reported as a stale exclusive one: it blocks nobody and
@@ -136,7 +190,7 @@ def list_locks(repo: RepoCore, kinds: tuple[str, ...] = (EXCLUSIVE, BACKUP)) -> 
         try:
             return read_lock(repo, key)
         except CorruptionError:
-            return LockInfo(EXCLUSIVE, "unreadable", "?", 0, "", 0.0, 0.0, key=key)
+            return LockInfo(EXCLUSIVE, UNREADABLE, "?", 0, "", 0.0, 0.0, key=key)
 
     return [info for info in repo.map_parallel(load, keys) if info is not None]
 
@@ -144,14 +198,18 @@ def list_locks(repo: RepoCore, kinds: tuple[str, ...] = (EXCLUSIVE, BACKUP)) -> 
 class RepositoryLock:
     """A lock this process holds: refreshed on a thread until :meth:`release`."""
 
-    def __init__(self, repo: RepoCore, info: LockInfo, refresh_every: float = REFRESH_EVERY):
+    def __init__(self, repo: RepoCore, info: LockInfo, refresh_every: float | None = None):
         self.repo = repo
         self.info = info
         self.busy: list[LockInfo] = []  # live backup locks seen when an exclusive lock was taken
+        self.lost = ""  # why the lock is no longer this process's (removed by another)
         self._last_ok = time.monotonic()
         self._stop = threading.Event()
         self._thread = threading.Thread(
-            target=self._refresh_loop, args=(refresh_every,), daemon=True, name="kvbackup-lock"
+            target=self._refresh_loop,
+            args=(REFRESH_EVERY if refresh_every is None else refresh_every,),
+            daemon=True,
+            name="kvbackup-lock",
         )
         self._thread.start()
 
@@ -160,15 +218,36 @@ class RepositoryLock:
             with contextlib.suppress(KvbackupError):
                 self.refresh()
 
+    def _still_mine(self) -> bool:
+        """Is the stored lock still this process's? (Another may have removed it as stale,
+        after this one was suspended for longer than its lifetime.)"""
+        if self.info.key == EXCLUSIVE_KEY:
+            try:
+                current = read_lock(self.repo, self.info.key)
+            except CorruptionError:
+                return False
+            return current is not None and current.token == self.info.token
+        return self.repo.store.exists(self.info.key)
+
     def refresh(self) -> None:
+        """Rewrite the lock with a new time, unless it was removed meanwhile."""
+        if self.lost:
+            return
+        if not self._still_mine():
+            self.lost = f"the lock {self.info.key} was removed by another process meanwhile"
+            return
         self.info.refreshed = time.time()
         self.repo.put_object(self.info.key, ObjectType.LOCK, self.info.to_json())
         self._last_ok = time.monotonic()
 
     def check(self) -> None:
-        """Raise if the lock may have gone stale (not refreshed in time): another process
-        could then have taken over, and what this one was about to do is no longer safe."""
-        if time.monotonic() - self._last_ok > STALE_AFTER * 0.9:
+        """Raise if the lock may have gone stale (not refreshed in time) or was removed:
+        another process could then have taken over, and what this one was about to do is
+        no longer safe."""
+        if self.lost:
+            raise LockedError(f"{self.lost}: stopping before doing anything unsafe; run the "
+                              "command again")  # fmt: skip
+        if time.monotonic() - self._last_ok > self.info.lifetime * 0.9:
             raise LockedError(
                 f"the repository lock {self.info.key} was not refreshed for "
                 f"{_age_text(time.monotonic() - self._last_ok)} (suspended? store unreachable?): "
@@ -179,7 +258,9 @@ class RepositoryLock:
         self._stop.set()
         self._thread.join(timeout=5)
         with contextlib.suppress(KvbackupError):
-            self.repo.store.delete(self.info.key)
+            # Under the fixed name, delete only this process's own object, not a successor's.
+            if self.info.key != EXCLUSIVE_KEY or self._still_mine():
+                self.repo.store.delete(self.info.key)
 
     def __enter__(self) -> RepositoryLock:
         return self
@@ -195,12 +276,23 @@ def _new_info(kind: str, operation: str, source: str = "", host: str | None = No
         user = ""
     now = time.time()
     return LockInfo(
-        kind, operation, host or socket.gethostname(), os.getpid(), user, now, now, source
+        kind,
+        operation,
+        host or socket.gethostname(),
+        os.getpid(),
+        user,
+        now,
+        now,
+        source,
+        lifetime=STALE_AFTER,
+        token=secrets.token_hex(16),
     )
 
 
 def acquire_exclusive(repo: RepoCore, operation: str) -> RepositoryLock:
-    """Take the exclusive lock, or raise :class:`LockedError` naming who holds it.
+    """Take the exclusive lock, or raise :class:`LockedError` naming who holds it (another
+    exclusive holder, or a reader: a prune must not delete packs a restore is reading).
+    Stale locks met on the way are removed (and logged).
 
     The lock returned lists in ``busy`` the live backup locks seen once it was held: those
     backups may still use whatever their host and source's groups contain.
@@ -212,36 +304,75 @@ def acquire_exclusive(repo: RepoCore, operation: str) -> RepositoryLock:
 
     if repo.store.supports_put_if_absent:
         info.key = EXCLUSIVE_KEY
-        if not repo.store.put_if_absent(info.key, blob_of(info)):
-            try:
-                holder = read_lock(repo, info.key)
-            except CorruptionError as exc:
-                raise LockedError(
-                    f"the repository is locked ({exc}; `kvbackup unlock --remove-all`)"
-                ) from None
-            if holder is not None:
-                hint = (
-                    " (stale: if that process is gone, remove it with `kvbackup unlock`)"
-                    if holder.stale()
-                    else ""
-                )
-                raise LockedError(f"the repository is locked: {holder.describe()}{hint}")
-            if not repo.store.put_if_absent(info.key, blob_of(info)):
-                raise LockedError("the repository is locked by another process (just taken)")
+        _put_fixed(repo, info, blob_of(info))
     else:
         info.key = f"{PREFIX}{EXCLUSIVE}-{secrets.token_hex(16)}"
         repo.store.put(info.key, blob_of(info))
     lock = RepositoryLock(repo, info)
     try:
-        others = [o for o in list_locks(repo) if o.key != info.key and not o.stale()]
-        rival = next((o for o in others if o.kind == EXCLUSIVE), None)
+        others = [o for o in list_locks(repo) if o.key != info.key]
+        live = [o for o in others if not remove_if_stale(repo, o) and not o.stale()]
+        rival = next((o for o in live if o.kind == EXCLUSIVE), None)
         if rival is not None:
             raise LockedError(f"the repository is locked: {rival.describe()}")
-        lock.busy = [o for o in others if o.kind == BACKUP]
+        reader = next((o for o in live if o.kind == READ), None)
+        if reader is not None:
+            raise LockedError(
+                f"the repository is in use: {reader.describe()}; {operation} could delete "
+                "data it is reading: run it again when that has finished"
+            )
+        lock.busy = [o for o in live if o.kind == BACKUP]
     except BaseException:
         lock.release()
         raise
     return lock
+
+
+def _put_fixed(repo: RepoCore, info: LockInfo, blob: bytes) -> None:
+    """Write ``locks/exclusive`` with a conditional write, removing a stale holder first."""
+    for _ in range(3):
+        if repo.store.put_if_absent(info.key, blob):
+            return
+        try:
+            holder = read_lock(repo, info.key)
+        except CorruptionError as exc:
+            raise LockedError(
+                f"the repository is locked ({exc}; `kvbackup unlock --remove-all`)"
+            ) from None
+        if holder is not None and not remove_if_stale(repo, holder) and not holder.stale():
+            raise LockedError(f"the repository is locked: {holder.describe()}")
+    raise LockedError("the repository is locked by another process (just taken)")
+
+
+def _acquire_shared(
+    repo: RepoCore, info: LockInfo, on_wait: Callable[[LockInfo], None] | None
+) -> RepositoryLock:
+    """Write a shared lock (backup or read), then wait while a live exclusive lock is held,
+    removing stale ones."""
+    info.key = f"{PREFIX}{info.kind}-{secrets.token_hex(16)}"
+    repo.put_object(info.key, ObjectType.LOCK, info.to_json())
+    lock = RepositoryLock(repo, info)
+    try:
+        told = False
+        while True:
+            holders = [
+                o
+                for o in list_locks(repo, (EXCLUSIVE,))
+                if not remove_if_stale(repo, o) and not o.stale()
+            ]
+            if not holders:
+                return lock
+            if not told:
+                (on_wait or _log_wait)(holders[0])
+                told = True
+            time.sleep(WAIT_POLL)
+    except BaseException:
+        lock.release()
+        raise
+
+
+def _log_wait(holder: LockInfo) -> None:
+    log.warning("waiting for the repository: %s", holder.describe())
 
 
 def acquire_backup(
@@ -252,23 +383,15 @@ def acquire_backup(
 ) -> RepositoryLock:
     """Announce a backup of ``source`` from ``host``; wait while a live exclusive lock
     (a forget or prune) is held, then return. Backups never wait for each other."""
-    info = _new_info(BACKUP, "backup", source, host)
-    info.key = f"{PREFIX}{BACKUP}-{secrets.token_hex(16)}"
-    repo.put_object(info.key, ObjectType.LOCK, info.to_json())
-    lock = RepositoryLock(repo, info)
-    try:
-        told = False
-        while True:
-            holders = [o for o in list_locks(repo, (EXCLUSIVE,)) if not o.stale()]
-            if not holders:
-                return lock
-            if on_wait and not told:
-                on_wait(holders[0])
-                told = True
-            time.sleep(WAIT_POLL)
-    except BaseException:
-        lock.release()
-        raise
+    return _acquire_shared(repo, _new_info(BACKUP, "backup", source, host), on_wait)
+
+
+def acquire_read(
+    repo: RepoCore, operation: str, on_wait: Callable[[LockInfo], None] | None = None
+) -> RepositoryLock:
+    """Announce a reader (``operation``: "restore", "ls", ...), so no prune starts while it
+    reads; wait while a live exclusive lock is held, then return."""
+    return _acquire_shared(repo, _new_info(READ, operation), on_wait)
 
 
 @dataclass
