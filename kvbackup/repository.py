@@ -319,9 +319,11 @@ class Repository:
         allow_empty: bool = False,
         prune: bool = False,
         max_unused: float | None = None,
+        progress: Progress | None = None,
     ) -> ForgetResult:
         """Remove the snapshots named, or those ``policy`` does not keep; with ``prune``,
-        then free what they alone used. See :mod:`kvbackup.ops.forget`."""
+        then free what they alone used (telling ``progress``). See
+        :mod:`kvbackup.ops.forget`."""
         return run_forget(
             self.core,
             policy,
@@ -331,19 +333,26 @@ class Repository:
             dry_run=dry_run,
             allow_empty=allow_empty,
             prune=prune,
-            prune_options={} if max_unused is None else {"max_unused": max_unused},
+            prune_options={"progress": progress}
+            | ({} if max_unused is None else {"max_unused": max_unused}),
         )
 
     def prune(
-        self, *, max_unused: float | None = None, dry_run: bool = False, force: bool = False
+        self,
+        *,
+        max_unused: float | None = None,
+        dry_run: bool = False,
+        force: bool = False,
+        progress: Progress | None = None,
     ) -> PruneResult:
-        """Delete groups no snapshot uses and repack partly used packs; see
-        :mod:`kvbackup.ops.prune`."""
+        """Delete groups no snapshot uses and repack partly used packs, telling
+        ``progress`` how far it got; see :mod:`kvbackup.ops.prune`."""
         return run_prune(
             self.core,
             max_unused=DEFAULT_MAX_UNUSED if max_unused is None else max_unused,
             dry_run=dry_run,
             force=force,
+            progress=progress,
         )
 
     def read_lock(self, operation: str) -> contextlib.AbstractContextManager[None]:

@@ -6,9 +6,17 @@ from typing import Any
 
 import click
 
+from ..display import display_name
 from ..ops.retention import RetentionPolicy, parse_duration, parse_group_by
 from .cmd_prune import max_unused_option, print_prune
-from .common import emit_json, get_repo_options, json_option, repo_options
+from .common import (
+    emit_json,
+    get_repo_options,
+    json_option,
+    json_progress_option,
+    repo_options,
+    running,
+)
 from .selecting import filter_options, get_filter
 
 
@@ -67,6 +75,7 @@ def _group_by(ctx: click.Context, param: click.Parameter, value: str) -> tuple[s
 @click.option("--prune", is_flag=True, help="Then free the data the removed snapshots used.")
 @max_unused_option
 @json_option
+@json_progress_option
 def command(
     snapshots: tuple[str, ...],
     within: float | None,
@@ -97,7 +106,7 @@ def command(
     if snapshots and not policy.empty:
         raise click.UsageError("give either SNAPSHOT ids or --keep-* rules, not both")
     repo = opts.open()
-    try:
+    with running(repo, not as_json) as progress:
         result = repo.forget(
             None if snapshots else policy,
             snapshots,
@@ -107,9 +116,8 @@ def command(
             allow_empty=allow_empty,
             prune=prune,
             max_unused=max_unused,
+            progress=progress,
         )
-    finally:
-        repo.close()
     if as_json:
         emit_json(result.as_dict())
         return
@@ -117,7 +125,8 @@ def command(
     for verb, items in (("keep", result.kept), (removing, result.removed)):
         for item in items:
             why = ", ".join(item.reasons) or "no rule keeps it"
-            click.echo(f"{verb:<12} {item.id:<20} {item.host}  {item.source}  ({why})")
+            where = f"{display_name(item.host)}  {display_name(item.source)}"
+            click.echo(f"{verb:<12} {item.id:<20} {where}  ({why})")
     click.echo(
         f"{len(result.kept)} kept, {len(result.removed)} "
         + ("would be removed" if dry_run else "removed")

@@ -11,8 +11,10 @@ from .common import (
     get_repo_options,
     human_size,
     json_option,
+    json_progress_option,
     repo_options,
     requests_line,
+    running,
 )
 from .parsing import parse_percent
 
@@ -56,8 +58,12 @@ def print_prune(result: Any) -> None:
 @max_unused_option
 @click.option("--dry-run", "-n", is_flag=True, help="Say what would be freed; change nothing.")
 @click.option("--force", is_flag=True, help="Prune even if verify finds the repository damaged.")
+@click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
 @json_option
-def command(max_unused: float, dry_run: bool, force: bool, as_json: bool, **kwargs: Any) -> None:
+@json_progress_option
+def command(
+    max_unused: float, dry_run: bool, force: bool, quiet: bool, as_json: bool, **kwargs: Any
+) -> None:
     """Free the space no snapshot uses: delete unused groups, repack partly used packs,
     merge index fragments. Takes the exclusive lock; backups may run meanwhile.
 
@@ -66,11 +72,9 @@ def command(max_unused: float, dry_run: bool, force: bool, as_json: bool, **kwar
       kvbackup prune --dry-run
     """
     repo = get_repo_options(kwargs).open()
-    try:
-        result = repo.prune(max_unused=max_unused, dry_run=dry_run, force=force)
-    finally:
-        repo.close()
+    with running(repo, not (quiet or as_json)) as progress:
+        result = repo.prune(max_unused=max_unused, dry_run=dry_run, force=force, progress=progress)
     if as_json:
         emit_json(result.as_dict())
-    else:
+    elif not quiet:
         print_prune(result)

@@ -24,12 +24,14 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..core.locks import RepositoryLock, acquire_exclusive
+from ..core.progress import Progress
 from ..errors import CorruptionError, KeyNotFoundError, KvbackupError
 from ..format.envelope import ObjectType
 from ..format.index import BlobLocation, GroupIndex, decode_fragment
 from ..format.layout import pack_id_from_key, pack_key
 from ..format.packs import PackBuilder
 from ..format.snapshots import Snapshot
+from .pruneprogress import PruneProgress
 from .verify import run_verify
 
 if TYPE_CHECKING:
@@ -98,6 +100,23 @@ class _Plan:
         return bool(self.delete or self.repack or len(self.group.index_keys) > 1)
 
 
+def _objects_of(group: _Group) -> int:
+    """The objects deleting ``group`` deletes (as listed)."""
+    return len(group.packs) + len(group.index_keys) + len(group.other_keys)
+
+
+def _objects_of_plan(plan: _Plan) -> int:
+    """The objects executing ``plan`` deletes or writes (new packs and fragments estimated)."""
+    if not (plan.rewrites_index or plan.orphans):
+        return 0
+    gone = plan.delete | plan.repack
+    kept = len(plan.group.tables) - len(gone)
+    fragments = (kept + len(plan.repack) + FRAGMENT_MAX_PACKS - 1) // FRAGMENT_MAX_PACKS
+    written = len(plan.repack) + fragments if plan.rewrites_index else 0
+    deleted = len(gone | plan.orphans) + (len(plan.group.index_keys) if plan.rewrites_index else 0)
+    return written + deleted
+
+
 def pack_size(blobs: Iterable[BlobLocation]) -> int:
     """The bytes of a pack's blobs (its trailer not counted)."""
     return sum(b.length for b in blobs)
@@ -112,17 +131,21 @@ def run_prune(
     lock: RepositoryLock | None = None,
     before: Sequence[Snapshot] | None = None,
     forgotten: Iterable[str] = (),
+    progress: Progress | None = None,
 ) -> PruneResult:
     """Prune ``repo``; see the module docstring. ``lock`` is an exclusive lock already
     held (``forget --prune``), ``before`` the snapshots listed before it forgot any, and
-    ``forgotten`` the ids a dry-run forget would have removed."""
+    ``forgotten`` the ids a dry-run forget would have removed. ``progress`` is told how
+    far it got (:mod:`kvbackup.ops.pruneprogress`)."""
     started = time.time()
     counts_before = repo.counts.as_dict()
     own = lock is None and not dry_run
     if own:
         lock = acquire_exclusive(repo, "prune")
     try:
-        result = _Pruner(repo, lock, dry_run).run(max_unused, force, before, set(forgotten))
+        result = _Pruner(repo, lock, dry_run, PruneProgress(progress)).run(
+            max_unused, force, before, set(forgotten)
+        )
     finally:
         if own and lock is not None:
             lock.release()
@@ -133,10 +156,17 @@ def run_prune(
 
 
 class _Pruner:
-    def __init__(self, repo: RepoCore, lock: RepositoryLock | None, dry_run: bool):
+    def __init__(
+        self,
+        repo: RepoCore,
+        lock: RepositoryLock | None,
+        dry_run: bool,
+        progress: PruneProgress | None = None,
+    ):
         self.repo = repo
         self.lock = lock
         self.result = PruneResult(dry_run=dry_run)
+        self.progress = progress or PruneProgress(None)
 
     def check_lock(self) -> None:
         if self.lock is not None:
@@ -150,6 +180,7 @@ class _Pruner:
         forgotten: set[str],
     ) -> PruneResult:
         if not force:
+            self.progress.phase("check")
             self.refuse_if_damaged()
         earlier = list(before) if before is not None else self.repo.snapshots()
         groups = self.list_groups()  # before the snapshots: see docs/format.md, "Locks"
@@ -163,7 +194,10 @@ class _Pruner:
         for gid in sorted(set(groups) & busy):
             self.result.groups_skipped[gid] = "a backup of its source is running"
         plans = []
-        for gid in sorted(set(groups) & set(used) - busy):
+        planned = sorted(set(groups) & set(used) - busy)
+        self.progress.phase("plan", total_files=len(planned) + len(dead))
+        for gid in planned:
+            self.progress.advance(files=1, path=gid)
             if any(not s.complete for s in used[gid]):
                 self.result.groups_skipped[gid] = (
                     "it has an incomplete snapshot (the next backup of its source resumes it)"
@@ -175,10 +209,18 @@ class _Pruner:
             if plan is not None:
                 plans.append(plan)
         for gid in dead:
+            self.progress.advance(files=1, path=gid)
             self.load_index(groups[gid])
             self.result.bytes_freed += sum(pack_size(t) for t in groups[gid].tables.values())
             self.result.groups_deleted.append(gid)
+        self.progress.done()
         if not self.result.dry_run:
+            self.progress.phase(
+                "prune",
+                total_files=sum(_objects_of(groups[g]) for g in dead)
+                + sum(_objects_of_plan(p) for p in plans),
+                total_bytes=sum(pack_size(p.group.tables[k]) for p in plans for k in p.repack),
+            )
             for gid in dead:
                 self.delete_group(gid)
             for plan in plans:
@@ -186,6 +228,7 @@ class _Pruner:
             count, size = self.repo.store.remove_stale_temporaries(TEMPORARY_GRACE)
             self.result.temporaries_deleted = count
             self.result.bytes_freed += size
+            self.progress.done()
         return self.result
 
     # ------------------------------------------------------------------ reading
@@ -299,7 +342,12 @@ class _Pruner:
 
     def delete_all(self, keys: list[str]) -> None:
         """Delete ``keys``, several requests in flight."""
-        self.repo.map_parallel(self.repo.store.delete, keys)
+
+        def delete(key: str) -> None:
+            self.repo.store.delete(key)
+            self.progress.advance(files=1, path=key)
+
+        self.repo.map_parallel(delete, keys)
 
     def execute(self, plan: _Plan) -> None:
         group = plan.group
@@ -316,6 +364,7 @@ class _Pruner:
                 if batch:
                     self.repo.write_index_fragment(group.gid, batch)
                     self.result.fragments_written += 1
+                    self.progress.advance(files=1)
             self.check_lock()
             self.delete_all(group.index_keys)
             self.result.fragments_deleted += len(group.index_keys)
@@ -338,6 +387,7 @@ class _Pruner:
             key = pack_key(group.gid, builder.pack_id)
             data = builder.seal(self.repo.codec, key)
             self.repo.store.put(key, data)
+            self.progress.advance(files=1, path=key)
             self.result.packs_written += 1
             self.result.bytes_written += len(data)
             written.append((builder.pack_id, builder.blobs))
@@ -345,6 +395,7 @@ class _Pruner:
         for pack_id in sorted(plan.repack):
             key = pack_key(group.gid, pack_id)
             data = self.repo.store.get(key)
+            self.progress.advance(size=pack_size(group.tables[pack_id]), path=key)
             for loc in group.tables[pack_id]:
                 chosen = group.index.get(loc.chunk_id)
                 if loc.chunk_id not in plan.live or chosen is None or chosen.pack_id != pack_id:
