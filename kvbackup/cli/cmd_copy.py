@@ -19,6 +19,7 @@ from .common import (
     requests_line,
     running,
 )
+from .selecting import filter_options, get_filter
 from .selection import select_snapshots
 from .settings import FROM_PASSWORD_ENVS, password_getter, password_source
 
@@ -50,10 +51,7 @@ FROM_REPO_ENV = "KVBACKUP_FROM_REPO"
     help="An option for the source's store plugin (repeatable).",
 )
 @repo_options
-@click.option("--host", "hosts", multiple=True, help="Only snapshots of this host (repeatable).")
-@click.option(
-    "--path", "paths", multiple=True, help="Only snapshots of this source path (repeatable)."
-)
+@filter_options
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
 @json_option
 @json_progress_option
@@ -63,8 +61,6 @@ def command(
     from_password_file: str | None,
     from_password_command: str | None,
     from_store_options: dict[str, str],
-    hosts: tuple[str, ...],
-    paths: tuple[str, ...],
     quiet: bool,
     as_json: bool,
     **kwargs: Any,
@@ -80,6 +76,7 @@ def command(
     Example:
       kvbackup copy --from-repo /srv/backups --repo s3://offsite/backups
     """
+    select = get_filter(kwargs)
     from_repo = from_repo or os.environ.get(FROM_REPO_ENV)
     if not from_repo:
         raise click.UsageError(f"give --from-repo (or set {FROM_REPO_ENV})")
@@ -100,7 +97,7 @@ def command(
     try:
         target = get_repo_options(kwargs).open()
         with running(target, not (quiet or as_json)) as progress:
-            snaps = select_snapshots(source, snapshot_ids, hosts, paths)
+            snaps = select_snapshots(source, snapshot_ids, select)
             result = target.copy_from(source, snaps, progress=progress)
     finally:
         source.close()

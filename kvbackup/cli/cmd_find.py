@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import time
 from typing import Any
 
 import click
 
+from ..display import display_name, json_name
 from .common import emit_json, get_repo_options, human_size, json_option, repo_options
+from .selecting import filter_options, get_filter
 from .selection import select_snapshots
 
 
@@ -38,10 +41,7 @@ def _timestamp_ns(ctx: click.Context, param: click.Parameter, value: str | None)
     metavar="ID",
     help="Search only this snapshot (repeatable; default: every complete snapshot).",
 )
-@click.option("--host", "hosts", multiple=True, help="Only snapshots of this host (repeatable).")
-@click.option(
-    "--path", "paths", multiple=True, help="Only snapshots of this source path (repeatable)."
-)
+@filter_options
 @click.option(
     "--newest",
     metavar="DATE",
@@ -67,8 +67,6 @@ def _timestamp_ns(ctx: click.Context, param: click.Parameter, value: str | None)
 def command(
     patterns: tuple[str, ...],
     snapshot_ids: tuple[str, ...],
-    hosts: tuple[str, ...],
-    paths: tuple[str, ...],
     newest: int | None,
     oldest: int | None,
     ignore_case: bool,
@@ -92,10 +90,11 @@ def command(
     bad = [c for c in chunk_ids if not c or set(c.lower()) - set("0123456789abcdef")]
     if bad:
         raise click.BadParameter(f"not a chunk id (hexadecimal): {bad[0]!r}")
+    select = get_filter(kwargs)
     repo = get_repo_options(kwargs).open()
     found: list[Any] = []
     try:
-        snaps = select_snapshots(repo, snapshot_ids, hosts, paths)
+        snaps = select_snapshots(repo, snapshot_ids, select)
         if chunk_ids:
             matches = repo.find_chunks(chunk_ids, snapshots=snaps)
         else:
@@ -108,12 +107,14 @@ def command(
             )
         for match in matches:
             if as_json:
-                found.append(match.as_dict())
+                # The exact name too (``path_base64``) when it is not UTF-8, as ls gives it.
+                found.append(match.as_dict() | json_name("path", os.fsencode(match.path)))
                 continue
             found.append(match)
             when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(match.mtime_ns / 1e9))
             size = human_size(match.size) if match.kind == "file" else match.kind
-            click.echo(f"{match.snapshot}  {match.path}  {size}  {when}")
+            # One line per match, whatever the name holds (newlines, escapes, non-UTF-8).
+            click.echo(f"{match.snapshot}  {display_name(match.path)}  {size}  {when}")
             for hit in match.chunks:
                 click.echo(
                     f"    chunk {hit['id']} in pack {hit['pack']} "

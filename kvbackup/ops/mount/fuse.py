@@ -11,6 +11,7 @@ import os
 import shutil
 from typing import Any
 
+from ...display import display_name
 from ...errors import ExitCode, KvbackupError, PluginError
 from .tree import FsError, SnapshotTree
 
@@ -43,12 +44,13 @@ def check_fuse() -> Any:
 
 def check_mountpoint(path: str) -> None:
     """Refuse a mount point that is not an existing, empty folder."""
+    shown = display_name(path)
     if not os.path.isdir(path):
-        raise MountError(f"{path}: the mount point must be an existing folder")
+        raise MountError(f"{shown}: the mount point must be an existing folder")
     if os.path.ismount(path):
-        raise MountError(f"{path}: something is mounted there already")
+        raise MountError(f"{shown}: something is mounted there already")
     if os.listdir(path):
-        raise MountError(f"{path}: the mount point must be an empty folder")
+        raise MountError(f"{shown}: the mount point must be an empty folder")
 
 
 def _errno_of(exc: Exception) -> int:
@@ -122,6 +124,8 @@ def serve(tree: SnapshotTree, mountpoint: str, mfusepy: Any, debug: bool = False
         # libfuse's main loop reports an exit by signal as an error; the mount is gone
         # either way. Anything else (the mount itself failed) has been printed by libfuse.
         if os.path.ismount(mountpoint):
-            raise KvbackupError(f"{mountpoint}: FUSE failed ({exc})") from None
+            raise KvbackupError(f"{display_name(mountpoint)}: FUSE failed ({exc})") from None
         if str(exc) not in ("8", "7"):
-            raise KvbackupError(f"{mountpoint}: could not be mounted (FUSE error {exc})") from None
+            raise KvbackupError(
+                f"{display_name(mountpoint)}: could not be mounted (FUSE error {exc})"
+            ) from None

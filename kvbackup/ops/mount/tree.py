@@ -6,10 +6,12 @@
     latest -> snapshots/<id>    the newest complete snapshot
     hosts/<host>/<source>/<id>  symlinks to snapshots/<id>, and ``latest`` per source
 
-``<source>`` is the snapshot's source with ``/`` written ``%2F`` (and ``%`` ``%25``), so each
-source is one folder name. A snapshot's file list is read the first time something under
-it is looked at. A file read fetches only the chunks the requested byte range touches, and
-keeps recently read chunks in a small cache bounded in bytes.
+``<host>`` and ``<source>`` are the snapshot's host and source made one safe folder name
+each (:func:`folder_name`: ``/`` written ``%2F``, ``%`` ``%25``, NUL ``%00``, ``.`` and
+``..`` ``%2E``, a name that is not text as its escapes), whatever a repository holds.
+A snapshot's file list is read the first time something under it is looked at. A file
+read fetches only the chunks the requested byte range touches, and keeps recently read
+chunks in a small cache bounded in bytes.
 
 This module knows nothing of FUSE: :mod:`kvbackup.ops.mount.fuse` adapts it.
 """
@@ -85,9 +87,14 @@ def _link(target: str, mtime_ns: int = 0) -> Node:
     return Node(SYMLINK, mode=0o777, target=target.encode(), mtime_ns=mtime_ns)
 
 
-def source_folder_name(source: str) -> str:
-    """The one-component name of a source in ``hosts/<host>/``."""
-    return source.replace("%", "%25").replace("/", "%2F") or "%2F"
+def folder_name(text: str) -> bytes:
+    """``text`` (a host or source from a snapshot record) as one folder name: never empty
+    of meaning, never ``.`` or ``..``, never holding ``/`` or NUL, always encodable."""
+    name = text.replace("%", "%25").replace("/", "%2F").replace("\0", "%00")
+    if name in (".", ".."):
+        name = name.replace(".", "%2E")
+    # A lone surrogate (JSON allows "\udcff") cannot be encoded: written as its escape.
+    return name.encode("utf-8", "backslashreplace")
 
 
 def _time_ns(snapshot: Snapshot) -> int:
@@ -155,9 +162,9 @@ class SnapshotTree:
             by_id.children[snap.id.encode()] = Node(
                 DIR, mode=0o555, mtime_ns=when, snapshot=snap, group=snap.group
             )
-            host = hosts.children.setdefault(snap.host.encode() or b"(unknown)", _dir(when))
+            host = hosts.children.setdefault(folder_name(snap.host) or b"(unknown)", _dir(when))
             assert host.children is not None
-            source = host.children.setdefault(source_folder_name(snap.source).encode(), _dir(when))
+            source = host.children.setdefault(folder_name(snap.source) or b"%2F", _dir(when))
             assert source.children is not None
             source.children[snap.id.encode()] = _link(f"../../../snapshots/{snap.id}", when)
             source.children[b"latest"] = _link(snap.id, when)
