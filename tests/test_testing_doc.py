@@ -9,18 +9,29 @@ from pathlib import Path
 import pytest
 from test_pytest_plugin import plugin_args, share_the_s3_server
 
-from kvbackup.testing import StoreConformance
+from kvbackup.testing import SourceConformance, StoreConformance, TransformConformance
 
 pytest_plugins = ["pytester"]
 __all__ = ["share_the_s3_server"]  # an autouse fixture: example sessions share one S3 server
 
 DOC = Path(__file__).parent.parent / "docs" / "testing.md"
+
+
+def _tests_of(suite: type) -> int:
+    return sum(name.startswith("test_") for name in dir(suite))
+
+
 #: Each example module of the doc, by the file name on its first line, and its outcomes.
 OUTCOMES = {
     "test_nightly.py": {"passed": 4},
     "test_upload.py": {"passed": 2},
     # One test per rule of the store contract.
-    "test_my_store.py": {"passed": sum(n.startswith("test_") for n in dir(StoreConformance))},
+    "test_my_store.py": {"passed": _tests_of(StoreConformance)},
+    # Every source rule passes: the example is ordered, can hold any name and says how to
+    # break a file.
+    "test_my_source.py": {"passed": _tests_of(SourceConformance)},
+    # Small inputs are five cases of one test; the two rules of an AEAD are skipped.
+    "test_my_transform.py": {"passed": _tests_of(TransformConformance) + 4 - 2, "skipped": 2},
 }
 
 
