@@ -17,10 +17,11 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import assert_same_tree
-from kvtools import cli_env, init_repo, kvb, open_repo, write_tree
+from kvtools import PASSWORD, cli_env, init_repo, kvb, open_repo, write_tree
 from lifecycle_tools import build_history, check_kept, keys_under
 
 from kvbackup.core import locks
@@ -28,6 +29,7 @@ from kvbackup.core.locks import LockInfo, acquire_exclusive, acquire_read
 from kvbackup.core.progress import ProgressEvent
 from kvbackup.errors import ExitCode, LockedError
 from kvbackup.format.envelope import ObjectType
+from kvbackup.repository import Repository
 
 #: A snapshot record name that sorts first: a FIFO there makes the next reader of the
 #: records block (a store read that never answers) after it has taken its lock.
@@ -194,22 +196,40 @@ def test_a_reader_waits_while_a_prune_holds_the_exclusive_lock_then_reads(
     repo.close()
 
 
-def test_a_held_lock_is_refreshed_and_a_removed_one_is_noticed_before_harm(
+def test_a_held_lock_is_refreshed_on_a_thread(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(locks, "REFRESH_EVERY", 0.05)
     url = str(tmp_path / "repo")
     init_repo(url).close()
     repo = open_repo(url)
+    lock = acquire_read(repo.core, "restore")  # a long restore, say
+    deadline = time.monotonic() + 30
+    while True:
+        stored = locks.read_lock(repo.core, lock.info.key)
+        assert stored is not None
+        if stored.refreshed > stored.created:
+            break
+        assert time.monotonic() < deadline, "never refreshed"
+        time.sleep(0.05)
+    lock.check()
+    lock.release()
+    repo.close()
+
+
+def test_a_removed_lock_is_noticed_before_harm_and_a_successor_s_is_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(locks, "REFRESH_EVERY", 3600.0)  # refreshed below, by hand
+    url = str(tmp_path / "repo")
+    init_repo(url).close()
+    repo = open_repo(url)
     lock = acquire_exclusive(repo.core, "prune")
-    created = lock.info.created
-    time.sleep(0.5)
-    stored = locks.read_lock(repo.core, lock.info.key)
-    assert stored is not None and stored.refreshed > created and stored.lifetime == 1800
-    lock.check()  # refreshed in time: fine
+    lock.refresh()
+    lock.check()  # refreshed in time and still its own: fine
     # Another process took it for stale and removed it (this one was suspended, say).
     repo.core.store.delete(lock.info.key)
-    time.sleep(0.3)
+    lock.refresh()
     with pytest.raises(LockedError, match="removed by another process"):
         lock.check()
     # A successor's lock under the same name is not deleted by this one's release.
@@ -234,3 +254,22 @@ def test_a_lock_states_its_lifetime_and_is_stale_only_after_it(tmp_path: Path) -
     assert stored is not None and stored.lifetime == locks.STALE_AFTER and stored.token
     lock.release()
     repo.close()
+
+
+def test_a_store_refusing_the_read_lock_is_read_without_one_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, kvbackup_faulty_store: Any
+) -> None:
+    url = str(tmp_path / "repo")
+    src = write_tree(tmp_path / "src", {"a.txt": b"a", "d/b.txt": b"b" * 5000})
+    with init_repo(url) as repo:
+        repo.backup(src)
+    store = kvbackup_faulty_store(url)  # read-only media, or a read-only credential
+    store.fail("write", "locks/*", error="permanent")
+    with caplog.at_level("WARNING", logger="kvbackup.locks"):
+        repo = Repository.open(store, password=PASSWORD)
+        assert sorted(e.path for e in repo.entries("latest")) == [b"a.txt", b"d", b"d/b.txt"]
+        assert not repo.restore("latest", tmp_path / "out").errors
+        repo.close()
+    assert_same_tree(src, tmp_path / "out")
+    warnings = [r.message for r in caplog.records if "reading without a lock" in r.message]
+    assert len(warnings) == 2 and "this restore reads" in warnings[1]

@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from ..errors import StoreError
 from .locks import RepositoryLock, acquire_read
 
 if TYPE_CHECKING:
     from .repo import RepoCore
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+log = logging.getLogger("kvbackup.locks")
 
 
 class ReadLocks:
@@ -33,10 +37,23 @@ class ReadLocks:
 
     @contextlib.contextmanager
     def hold(self, operation: str) -> Iterator[None]:
-        """Hold the read lock (waiting while a forget or prune holds the exclusive one)."""
+        """Hold the read lock (waiting while a forget or prune holds the exclusive one).
+
+        A store that refuses the lock's write (read-only media, a read-only credential) is
+        read without one, with a warning: reading must not need write access. (A store that
+        cannot be reached at all fails the reads that follow with their own error.)
+        """
         with self._mutex:
             if self._depth == 0:
-                self._lock = acquire_read(self.core, operation)
+                try:
+                    self._lock = acquire_read(self.core, operation)
+                except StoreError as exc:
+                    log.warning(
+                        "reading without a lock (%s): a prune running meanwhile could "
+                        "remove data this %s reads",
+                        exc,
+                        operation,
+                    )
             self._depth += 1
         try:
             yield
