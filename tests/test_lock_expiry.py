@@ -273,3 +273,19 @@ def test_a_store_refusing_the_read_lock_is_read_without_one_with_a_warning(
     assert_same_tree(src, tmp_path / "out")
     warnings = [r.message for r in caplog.records if "reading without a lock" in r.message]
     assert len(warnings) == 2 and "this restore reads" in warnings[1]
+
+
+def test_a_backup_lock_under_another_host_name_is_judged_by_its_machine(tmp_path: Path) -> None:
+    url = str(tmp_path / "repo")
+    init_repo(url).close()
+    repo = open_repo(url)
+    lock = locks.acquire_backup(repo.core, "name-of-another-machine", "/data")
+    stored = locks.read_lock(repo.core, lock.info.key)
+    assert stored is not None and stored.machine == socket.gethostname()
+    assert not stored.stale()  # this process is alive
+    stored.pid = dead_pid()
+    assert stored.why_stale() == f"process {stored.pid} is gone from this host"
+    stored.machine = "elsewhere"  # a machine whose processes this one cannot see
+    assert not stored.stale()
+    lock.release()
+    repo.close()

@@ -65,6 +65,8 @@ class LockInfo:
     #: Seconds after ``refreshed`` at which it is stale (older locks: :data:`STALE_AFTER`).
     lifetime: float = STALE_AFTER
     token: str = ""  # random, to tell this holder's object from a successor's
+    #: The machine the holder runs on (``host`` may be a backup's ``--host`` name instead).
+    machine: str = ""
     key: str = ""  # where it is stored (not part of the object)
 
     def to_json(self) -> bytes:
@@ -97,7 +99,7 @@ class LockInfo:
         """Why it is stale (``""``: it is not)."""
         if self.age(now) > self.lifetime:
             return f"not refreshed for longer than its lifetime of {_age_text(self.lifetime)}"
-        if self.host == socket.gethostname() and not _pid_alive(self.pid):
+        if (self.machine or self.host) == socket.gethostname() and not _pid_alive(self.pid):
             return f"process {self.pid} is gone from this host"
         return ""
 
@@ -286,6 +288,7 @@ def _new_info(kind: str, operation: str, source: str = "", host: str | None = No
         source,
         lifetime=STALE_AFTER,
         token=secrets.token_hex(16),
+        machine=socket.gethostname(),
     )
 
 
