@@ -45,6 +45,7 @@ from .ops.diff import Change, DiffResult
 from .ops.forget import ForgetItem, ForgetResult
 from .ops.fullverify import Difference, FullVerifyResult
 from .ops.prune import PruneResult
+from .ops.repair import IndexRepair, RepairResult, SetAside
 from .ops.restore import RestoreResult
 from .ops.retention import RetentionPolicy
 from .ops.stats import Stats
@@ -72,6 +73,7 @@ __all__ = [
     "ForgetItem",
     "ForgetResult",
     "FullVerifyResult",
+    "IndexRepair",
     "KeyMaterial",
     "KeyNotFoundError",
     "KvbackupError",
@@ -87,12 +89,14 @@ __all__ = [
     "ProgressEvent",
     "PruneResult",
     "RemovedLock",
+    "RepairResult",
     "RepoConfig",
     "Repository",
     "RepositoryExistsError",
     "RepositoryNotFoundError",
     "RestoreResult",
     "RetentionPolicy",
+    "SetAside",
     "Snapshot",
     "SnapshotFilter",
     "SnapshotNotFoundError",

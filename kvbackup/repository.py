@@ -15,6 +15,7 @@ import os
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+from .core.damage import DamageLog
 from .core.locks import RemovedLock, remove_stale_locks
 from .core.progress import Progress
 from .core.readlock import ReadLocks, reads, reads_lazily
@@ -34,6 +35,7 @@ from .ops.forget import ForgetResult, run_forget
 from .ops.fullverify import FullVerifyResult, run_verify_full
 from .ops.mount.tree import DEFAULT_CACHE_BYTES, SnapshotTree
 from .ops.prune import DEFAULT_MAX_UNUSED, PruneResult, run_prune
+from .ops.repair import RepairResult, repair_index, repair_snapshots
 from .ops.restore import RestoreResult, run_restore
 from .ops.retention import RetentionPolicy
 from .ops.stats import Stats, repository_stats, snapshot_stats
@@ -139,6 +141,13 @@ class Repository:
     def location(self) -> str:
         """Where the repository is, as given (or the store's description)."""
         return self.core.location
+
+    @property
+    def damage(self) -> DamageLog:
+        """Damage worked around so far (an unreadable snapshot record or index fragment
+        left out, ...): ``.messages``; add a callable to ``.listeners`` to hear of it as it
+        is found."""
+        return self.core.damage
 
     def close(self) -> None:
         """Release the store and worker threads."""
@@ -376,6 +385,15 @@ class Repository:
         if snapshot is None:
             return repository_stats(self.core)
         return snapshot_stats(self.core, self.resolve_snapshot(snapshot))
+
+    def repair_index(self, groups: Iterable[str] = (), dry_run: bool = False) -> RepairResult:
+        """Index the packs no readable index fragment names, from their trailers, and set
+        aside unreadable fragments; see :mod:`kvbackup.ops.repair`."""
+        return repair_index(self.core, list(groups), dry_run)
+
+    def repair_snapshots(self, dry_run: bool = False) -> RepairResult:
+        """Set aside unreadable snapshot records; see :mod:`kvbackup.ops.repair`."""
+        return repair_snapshots(self.core, dry_run)
 
     @reads_lazily("cat")
     def cat(self, snapshot: str | Snapshot, path: str | bytes) -> Iterator[bytes]:

@@ -109,6 +109,20 @@ class Store(ABC):
         older than ``older_than`` seconds; return (objects, bytes) removed. Stores whose
         writes leave nothing behind keep this default."""
         return 0, 0
+    def list_sizes(self, prefix: str = "") -> Iterator[tuple[str, int | None]]:
+        """Like :meth:`list`, with each value's size where the listing tells it (``None``
+        where it does not); verify checks every pack's size against it."""
+        return ((key, None) for key in self.list(prefix))
+
+    def list_temporary(self) -> Iterator[tuple[str, int, float]]:
+        """Temporary objects this store's own writes left behind (a process killed before
+        renaming one into place): ``(name, size in bytes, modification time)``. Names are
+        paths below the root, not keys. Stores whose writes are atomic leave none."""
+        return iter(())
+
+    def delete_temporary(self, name: str) -> None:
+        """Remove a temporary object that :meth:`list_temporary` named."""
+        raise StoreError(f"{self.description}: keeps no temporary objects")
 
     def close(self) -> None:
         """Release connections and threads; the store is not used afterwards."""
@@ -165,6 +179,10 @@ class MappingStore(Store):
 
     def exists(self, key: str) -> bool:
         return bool(self._call("exists", key, lambda: key in self.mapping))
+
+    def list_sizes(self, prefix: str = "") -> Iterator[tuple[str, int | None]]:
+        items = self._call("list", prefix or "/", lambda: list(self.mapping.items()))
+        return ((k, len(v)) for k, v in items if k.startswith(prefix))
 
 
 DEADLINE_ENV = "KVBACKUP_STORE_DEADLINE"
@@ -277,6 +295,17 @@ class RetryingStore(WrappingStore):
     def exists(self, key: str) -> bool:
         return self._retry("exists", key, lambda: self.inner.exists(key))
 
+    def list_sizes(self, prefix: str = "") -> Iterator[tuple[str, int | None]]:
+        return iter(self._retry("list", prefix or "/", lambda: list(self.inner.list_sizes(prefix))))
+
+    def list_temporary(self) -> Iterator[tuple[str, int, float]]:
+        return iter(
+            self._retry("list", "temporary objects", lambda: list(self.inner.list_temporary()))
+        )
+
+    def delete_temporary(self, name: str) -> None:
+        self._retry("delete", name, lambda: self.inner.delete_temporary(name))
+
 
 @dataclass
 class RequestCounts:
@@ -351,6 +380,18 @@ class CountingStore(WrappingStore):
     def exists(self, key: str) -> bool:
         self.counts.add("get")
         return self.inner.exists(key)
+
+    def list_sizes(self, prefix: str = "") -> Iterator[tuple[str, int | None]]:
+        self.counts.add("list")
+        return self.inner.list_sizes(prefix)
+
+    def list_temporary(self) -> Iterator[tuple[str, int, float]]:
+        self.counts.add("list")
+        return self.inner.list_temporary()
+
+    def delete_temporary(self, name: str) -> None:
+        self.counts.add("delete")
+        self.inner.delete_temporary(name)
 
 
 def as_store(obj: Any) -> Store:

@@ -185,7 +185,9 @@ def test_a_corrupt_snapshot_record_is_a_one_line_error(tmp_path: Path, repo: Pat
     record.write_bytes(bytes(data))
     done = kvbackup("restore", "latest", tmp_path / "out", "--repo", repo, check=False)
     assert done.returncode == ExitCode.CORRUPT
-    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    # one warning naming the unreadable record, then the one-line error
+    assert done.stderr.count("\n") == 2 and "Traceback" not in done.stderr
+    assert all(line.startswith("kvbackup: ") for line in done.stderr.splitlines())
     assert record.name in done.stderr
 
 

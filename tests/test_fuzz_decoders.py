@@ -263,6 +263,7 @@ def test_file_list_line_decoding_raises_only_corruption(data: Any) -> None:
     # what restore does with the fields next must not overflow
     assert 0 <= decoded.mode <= 0o7777 and -(2**63) <= decoded.mtime_ns < 2**63
     assert decoded.kind != SYMLINK or (decoded.target and b"\0" not in decoded.target)
+    assert decoded.kind != FILE or decoded.chunks or decoded.size == 0  # no empty stand-in
 
 
 @FUZZ

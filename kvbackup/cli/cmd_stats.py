@@ -42,5 +42,10 @@ def command(snapshot: str | None, as_json: bool, **kwargs: Any) -> None:
     )
     if stats.missing_chunks:
         click.echo(f"  {stats.missing_chunks} chunks not in the index (run kvbackup verify)")
+    if stats.temporary_objects:
+        click.echo(
+            f"  temporary:    {stats.temporary_objects} objects, "
+            f"{human_size(stats.temporary_bytes)} left by interrupted writes (prune removes them)"
+        )
     objects = ", ".join(f"{n} {kind}" for kind, n in stats.objects.items())
     click.echo(f"  objects:      {objects}")

@@ -139,6 +139,11 @@ def _report(result: Any, quiet: bool, as_json: bool) -> None:
         for hit in result.affected:
             what = "its file list (no file can be listed)" if hit.path is None else hit.path
             click.echo(f"  snapshot {hit.snapshot}: {what}")
+        if result.damage_recorded:
+            click.echo(
+                f"damage recorded in {result.damage_recorded}: the next backup of the group "
+                "stores the damaged chunks again (where the source still has them)"
+            )
         if result.ok and not quiet:
             click.echo("no problems found")
         elif not result.ok:

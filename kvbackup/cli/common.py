@@ -56,7 +56,7 @@ class RepoOptions:
     def open(self) -> Any:
         location, is_default = self.location()
         try:
-            return Repository.open(
+            repo = Repository.open(
                 location,
                 password=self.password(),
                 store_options=self.store_options,
@@ -70,6 +70,8 @@ class RepoOptions:
                     "(run `kvbackup init` or `kvbackup backup SRC`, or give --repo)"
                 ) from None
             raise
+        repo.damage.listeners.append(warn)  # damage worked around is reported, not hidden
+        return repo
 
 
 def parse_key_values(

@@ -55,6 +55,7 @@ from ..format.layout import (
     slot_id_from_key,
     slot_key,
     snapshot_key,
+    snapshot_sort_key,
 )
 from ..format.packs import DEFAULT_PACK_SIZE, TRAILER_LEN, decode_trailer, trailer_length
 from ..format.snapshots import Snapshot
@@ -64,6 +65,7 @@ from ..store import CountingStore, RequestCounts, RetryingStore, Store, as_store
 from ..transforms import Transform
 from . import slotcache
 from .cache import CachingStore, MetadataCache, cache_disabled_by_environment, default_cache_root
+from .damage import DamageLog, IndexFallback, load_damage_records
 from .fetch import Span, fetch_ordered
 from .selection import SnapshotFilter, pick
 
@@ -145,6 +147,8 @@ class RepoCore:
         #: another process can open the same store; ``None`` for a store given as an object.
         self.store_location: str | None = None
         self.store_options: dict[str, str] = {}
+        #: Damage worked around so far (an unreadable record left out, ...), each once.
+        self.damage = DamageLog()
 
     # ----------------------------------------------------------------- opening
 
@@ -471,11 +475,22 @@ class RepoCore:
     ) -> list[Snapshot]:
         """Every snapshot, complete and incomplete, oldest first.
 
-        A record that cannot be read raises, unless ``on_error`` is given: it is then told
-        (the key and the error) and the snapshot left out; a record deleted after the
-        listing is then left out silently. ``on_stray`` is told of keys under
-        ``snapshots/`` that are not snapshot records.
+        A record that cannot be read is told to ``on_error`` (the key and the error); by
+        default a damaged one is noted in :attr:`damage`, so it never hides the others (a
+        store that fails still raises); an
+        unreadable final record falls back to the snapshot's ``.open`` record (the snapshot
+        then counts as incomplete). A record deleted after the listing is left out
+        silently. ``on_stray`` is told of keys under ``snapshots/`` that are not snapshot
+        records. Ids are ordered by time (:func:`snapshot_sort_key`), not as text.
         """
+        tell = on_error
+        if tell is None:
+
+            def tell(key: str, exc: KvbackupError) -> None:
+                if not isinstance(exc, CorruptionError):
+                    raise exc  # a store that failed is not a damaged record: never "absent"
+                self.damage.note(f"{exc} (left out; `kvbackup repair snapshots` sets it aside)")
+
         finals: set[str] = set()
         opens: set[str] = set()
         for key in self.store.list(SNAPSHOTS_PREFIX):
@@ -487,18 +502,18 @@ class RepoCore:
             (finals if parsed[1] else opens).add(parsed[0])
 
         def load(snapshot_id: str) -> Snapshot | None:
-            final = snapshot_id in finals
-            if on_error is None:
-                return self.load_snapshot(snapshot_id, final)
-            try:
-                return self.load_snapshot(snapshot_id, final)
-            except KeyNotFoundError:
-                return None  # deleted (by prune) after the listing
-            except KvbackupError as exc:
-                on_error(snapshot_key(snapshot_id, final), exc)
-                return None
+            for final in (True, False):
+                if snapshot_id not in (finals if final else opens):
+                    continue
+                try:
+                    return self.load_snapshot(snapshot_id, final)
+                except KeyNotFoundError:
+                    continue  # deleted (by prune) after the listing
+                except KvbackupError as exc:
+                    tell(snapshot_key(snapshot_id, final), exc)
+            return None
 
-        loaded = self.map_parallel(load, sorted(finals | opens))
+        loaded = self.map_parallel(load, sorted(finals | opens, key=snapshot_sort_key))
         return [snap for snap in loaded if snap is not None]
 
     def load_snapshot(self, snapshot_id: str, final: bool = True) -> Snapshot:
@@ -530,27 +545,36 @@ class RepoCore:
         listing of ``snapshots/`` tells ids and states apart."""
         if isinstance(spec, Snapshot):
             return spec
-        if select is not None and not select.empty:
-            return pick(select.apply(self.snapshots()), spec, complete_only)
-        finals, opens = self.snapshot_ids()
-        pool = sorted(finals if complete_only else finals | opens)
-        if spec == "latest":
-            if not pool:
-                raise SnapshotNotFoundError("the repository has no snapshot yet")
-            chosen = pool[-1]
-        elif spec in pool:
-            chosen = spec
-        else:
-            # A whole id names one snapshot: it never stands for "…Z-2" as a prefix would.
-            matches = [] if is_snapshot_id(spec) else [i for i in pool if i.startswith(spec)]
-            if not matches:
-                raise SnapshotNotFoundError(f"no snapshot {spec!r}")
-            if len(matches) > 1:
-                raise SnapshotNotFoundError(
-                    f"{spec!r} matches {len(matches)} snapshots: " + ", ".join(matches[:5])
-                )
-            chosen = matches[0]
-        return self.load_snapshot(chosen, chosen in finals)
+        try:
+            if select is not None and not select.empty:
+                return pick(select.apply(self.snapshots()), spec, complete_only)
+            finals, opens = self.snapshot_ids()
+            pool = sorted(finals if complete_only else finals | opens, key=snapshot_sort_key)
+            if spec == "latest":
+                if not pool:
+                    raise SnapshotNotFoundError("the repository has no snapshot yet")
+                chosen = pool[-1]
+            elif spec in pool:
+                chosen = spec
+            else:
+                # A whole id names one snapshot: it never stands for "…Z-2" as a prefix would.
+                matches = [] if is_snapshot_id(spec) else [i for i in pool if i.startswith(spec)]
+                if not matches:
+                    raise SnapshotNotFoundError(f"no snapshot {spec!r}")
+                if len(matches) > 1:
+                    raise SnapshotNotFoundError(
+                        f"{spec!r} matches {len(matches)} snapshots: " + ", ".join(matches[:5])
+                    )
+                chosen = matches[0]
+            try:
+                return self.load_snapshot(chosen, chosen in finals)
+            except CorruptionError:
+                # A damaged record: the full listing reports it and works around it.
+                return pick(self.snapshots(), spec, complete_only)
+        except SnapshotNotFoundError as exc:
+            if self.damage:  # the one wanted may be among the unreadable records
+                raise CorruptionError(f"{exc}; some snapshot records are unreadable") from None
+            raise
 
     # ----------------------------------------------------------------- index
 
@@ -559,6 +583,7 @@ class RepoCore:
         (an interrupted backup) are read from their trailers and indexed; returns the
         index and the number of packs so recovered."""
         index = GroupIndex()
+        index.avoid(load_damage_records(self, group))  # verify found these copies damaged
         for key, packs in self.load_fragments(group):
             index.fragment_keys.append(key)
             for pack_id, blobs in packs:
@@ -597,6 +622,10 @@ class RepoCore:
                 return self.read_index_fragment(key)
             except KeyNotFoundError:
                 return None
+            except CorruptionError as exc:
+                # Its packs still describe themselves: found from their trailers when needed.
+                self.damage.note(f"{exc} (left out; `kvbackup repair index` rebuilds it)")
+                return []
 
         for _attempt in range(5):
             keys = [k for k in self.store.list(index_prefix(group)) if k not in loaded]
@@ -634,22 +663,32 @@ class RepoCore:
 
     def write_index_fragment(
         self, group: str, packs: list[tuple[bytes, list[BlobLocation]]]
-    ) -> None:
-        """Write an index fragment naming ``packs`` (each stored already)."""
-        self.put_object(new_index_key(group), ObjectType.INDEX, encode_fragment(packs))
+    ) -> str:
+        """Write an index fragment naming ``packs`` (each stored already); its key."""
+        key = new_index_key(group)
+        self.put_object(key, ObjectType.INDEX, encode_fragment(packs))
+        return key
 
     # ----------------------------------------------------------------- reading chunks
 
     def fetch_chunks(
-        self, group: str, index: GroupIndex, items: Iterable[tuple[T, bytes]]
+        self,
+        group: str,
+        index: GroupIndex,
+        items: Iterable[tuple[T, bytes]],
+        *,
+        strict: bool = False,
     ) -> Iterator[tuple[T, bytes | KvbackupError]]:
         """Fetch chunks by id, in order, each verified against its id.
 
         Nearby chunks of one pack are read with one ranged GET, several GETs in flight (see
         :mod:`kvbackup.core.fetch`). A chunk that cannot be had yields a
         :class:`KvbackupError` in place of its bytes, so the caller decides about the rest.
+        A chunk the index lacks is looked for in packs no index fragment names (see
+        :class:`~kvbackup.core.damage.IndexFallback`), unless ``strict`` (verify's way).
         """
-        return fetch_ordered(items, index.get, lambda span: self._read_span(group, span), self.pool)
+        locate = index.get if strict else IndexFallback(self, group, index)
+        return fetch_ordered(items, locate, lambda span: self._read_span(group, span), self.pool)
 
     def _read_span(self, group: str, span: Span[T]) -> list[tuple[int, T, bytes | KvbackupError]]:
         if not span.pack_id:
@@ -696,6 +735,7 @@ class RepoCore:
         snapshot: Snapshot,
         index: GroupIndex | None = None,
         on_damage: Callable[[bytes, KvbackupError], None] | None = None,
+        strict: bool = False,
     ) -> Iterator[Entry]:
         """The entries of a snapshot's file list, streamed.
 
@@ -716,7 +756,7 @@ class RepoCore:
                 yield plain
                 done += 1
             items = ((cid, cid) for cid in ids[done:])
-            for cid, data in self.fetch_chunks(snapshot.group, index, items):
+            for cid, data in self.fetch_chunks(snapshot.group, index, items, strict=strict):
                 if isinstance(data, KvbackupError):
                     if on_damage is None:
                         raise CorruptionError(f"snapshot {snapshot.id}: file list: {data}")

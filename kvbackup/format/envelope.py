@@ -39,6 +39,7 @@ class ObjectType:
     DATA = 6
     METADATA = 7
     LOCK = 8
+    DAMAGE = 9
 
     NAMES = {
         1: "config",
@@ -49,6 +50,7 @@ class ObjectType:
         6: "data chunk",
         7: "metadata chunk",
         8: "lock",
+        9: "damage record",
     }
 
 

@@ -12,6 +12,7 @@ import json
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Generic, TypeVar
 
+from ..display import display_name
 from ..errors import CorruptionError
 from ..sources import DIR, FILE, SYMLINK, Entry
 from .chunker import ID_BYTES, METADATA_CHUNKS, Chunker
@@ -145,6 +146,9 @@ def validate_entry(entry: Entry) -> Entry:
         raise ValueError(f"a link target on a {entry.kind}")
     if entry.chunks and entry.kind != FILE:
         raise ValueError(f"chunks on a {entry.kind}")
+    if entry.kind == FILE and entry.size and not entry.chunks:
+        # restored, it would be an empty file standing in for one of ``size`` bytes
+        raise ValueError(f"a file of {entry.size} bytes that lists no chunks")
     return entry
 
 
@@ -167,22 +171,26 @@ def _entry(record: dict[str, Any], line: bytes) -> Entry:
     chunks = [bytes.fromhex(c) for c in ids]
     if any(len(c) != ID_BYTES for c in chunks):
         raise ValueError("bad chunk id")
-    return validate_entry(
-        Entry(
-            path=path,
-            kind=_CODE_KINDS[record["t"]],
-            mode=_int(record, "m"),
-            size=_int(record, "s", 0),
-            mtime_ns=_int(record, "mt"),
-            ctime_ns=_int(record, "ct", 0),
-            inode=_int(record, "i", 0),
-            uid=_int(record, "u", -1),
-            gid=_int(record, "g", -1),
-            target=_get_bytes(record, "l"),
-            chunks=chunks,
-            line=line,
-        )
+    entry = Entry(
+        path=path,
+        kind=_CODE_KINDS[record["t"]],
+        mode=_int(record, "m"),
+        size=_int(record, "s", 0),
+        mtime_ns=_int(record, "mt"),
+        ctime_ns=_int(record, "ct", 0),
+        inode=_int(record, "i", 0),
+        uid=_int(record, "u", -1),
+        gid=_int(record, "g", -1),
+        target=_get_bytes(record, "l"),
+        chunks=chunks,
+        line=line,
     )
+    try:
+        return validate_entry(entry)
+    except ValueError as exc:
+        if len(path) > MAX_PATH_BYTES:
+            raise
+        raise ValueError(f"{display_name(path)}: {exc}") from None  # name the entry
 
 
 class FileListWriter(Generic[R]):

@@ -90,6 +90,8 @@ class GroupIndex:
 
     def __init__(self) -> None:
         self._blobs: dict[bytes, BlobLocation] = {}
+        self._others: dict[bytes, list[BlobLocation]] = {}
+        self._avoid: set[tuple[bytes, bytes]] = set()
         self.packs: set[bytes] = set()
         self.fragment_keys: list[str] = []  # the fragments it was loaded from
         self._lock = threading.Lock()
@@ -98,7 +100,26 @@ class GroupIndex:
         with self._lock:
             self.packs.add(pack_id)
             for b in blobs:
-                self._blobs.setdefault(b.chunk_id, b)
+                if (b.chunk_id, pack_id) in self._avoid:
+                    continue
+                if self._blobs.setdefault(b.chunk_id, b) is not b:
+                    self._others.setdefault(b.chunk_id, []).append(b)
+
+    def avoid(self, damaged: Iterable[tuple[bytes, bytes]]) -> None:
+        """Never use the copies ``(chunk id, pack id)`` known to be damaged: another copy
+        of the chunk is used if there is one, else the chunk counts as not stored (so a
+        backup stores it again)."""
+        with self._lock:
+            for cid, pack_id in damaged:
+                self._avoid.add((cid, pack_id))
+                others = [b for b in self._others.pop(cid, []) if b.pack_id != pack_id]
+                current = self._blobs.get(cid)
+                if current is not None and current.pack_id == pack_id:
+                    del self._blobs[cid]
+                    if others:
+                        self._blobs[cid] = others.pop(0)
+                if others:
+                    self._others[cid] = others
 
     def get(self, chunk_id: bytes) -> BlobLocation | None:
         return self._blobs.get(chunk_id)

@@ -5,6 +5,8 @@
     snapshots/<id>.open, snapshots/<id>   a snapshot record, incomplete then complete
     groups/<gid>/packs/<32 hex>           packs of chunks
     groups/<gid>/index/<32 hex>           index fragments naming packs
+    groups/<gid>/damaged/<32 hex>         damage records (chunk copies verify found damaged)
+    quarantine/<original key>             objects ``repair`` set aside, unchanged
 
 See ``docs/format.md``.
 """
@@ -23,7 +25,14 @@ OPEN_SUFFIX = ".open"
 PACK_ID_BYTES = 16
 PACKS = "packs"
 INDEX = "index"
-_ID_RE = re.compile(r"^\d{8}T\d{6}Z(-\d{1,4})?$")
+DAMAGED = "damaged"
+QUARANTINE_PREFIX = "quarantine/"
+#: A snapshot id: ``YYYYmmddTHHMMSS.ffffffZ-<8 hex>``, or an older version's
+#: ``YYYYmmddTHHMMSSZ`` and ``YYYYmmddTHHMMSSZ-<n>``.
+_ID_RE = re.compile(
+    r"^(?P<second>\d{8}T\d{6})"
+    r"(?:Z(?:-(?P<counter>\d{1,4}))?|\.(?P<micro>\d{6})Z-(?P<suffix>[0-9a-f]{8}))$"
+)
 
 
 def slot_key(slot_id: str) -> str:
@@ -36,6 +45,19 @@ def slot_id_from_key(key: str) -> str:
 
 def is_snapshot_id(name: str) -> bool:
     return bool(_ID_RE.match(name))
+
+
+def snapshot_sort_key(snapshot_id: str) -> tuple[str, int, int, str]:
+    """Orders ids by time, then an old id's counter (as a number), then the suffix."""
+    match = _ID_RE.match(snapshot_id)
+    if not match:
+        return (snapshot_id, 0, 0, "")
+    return (
+        match["second"],
+        int(match["micro"] or 0),
+        int(match["counter"] or 0),
+        match["suffix"] or "",
+    )
 
 
 def snapshot_key(snapshot_id: str, final: bool) -> str:
@@ -80,6 +102,15 @@ def pack_id_from_key(key: str) -> bytes | None:
 def new_index_key(group: str) -> str:
     """A fresh, random key for an index fragment of ``group``."""
     return index_prefix(group) + secrets.token_hex(16)
+
+
+def damage_prefix(group: str) -> str:
+    return f"{GROUPS_PREFIX}{group}/{DAMAGED}/"
+
+
+def new_damage_key(group: str) -> str:
+    """A fresh, random key for a damage record of ``group``."""
+    return damage_prefix(group) + secrets.token_hex(16)
 
 
 @dataclass(frozen=True)

@@ -3,12 +3,19 @@
 A backup writes ``snapshots/<id>.open`` when it starts (state "incomplete") and
 ``snapshots/<id>`` when it completes; both are written once. The listing of ``snapshots/``
 is the catalogue: an id with only its ``.open`` record is an incomplete snapshot.
+
+An id is the UTC start time to the microsecond and a random suffix,
+``YYYYmmddTHHMMSS.ffffffZ-xxxxxxxx``: unique on any store without a conditional write.
+Ids of older versions (``YYYYmmddTHHMMSSZ``, ``…Z-<n>``) are still read; ids are ordered
+by :func:`~kvbackup.format.layout.snapshot_sort_key` (time, then the old counter as a
+number, then the suffix), never as text.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import secrets
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -23,9 +30,12 @@ COMPLETE = "complete"
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
-def timestamp_id(t: float) -> str:
-    """The snapshot id for UTC time ``t``, to the second."""
-    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(t))
+def new_snapshot_id(t: float) -> str:
+    """A fresh snapshot id for UTC time ``t``: to the microsecond, with a random suffix."""
+    micro = round(t * 1_000_000)
+    second, fraction = divmod(micro, 1_000_000)
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(second))
+    return f"{stamp}.{fraction:06d}Z-{secrets.token_hex(4)}"
 
 
 @dataclass

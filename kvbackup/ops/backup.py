@@ -29,7 +29,7 @@ from ..format.envelope import ObjectType
 from ..format.filelist import FileListWriter
 from ..format.index import GroupIndex
 from ..format.layout import snapshot_key
-from ..format.snapshots import COMPLETE, Snapshot, timestamp_id, utc_time
+from ..format.snapshots import COMPLETE, Snapshot, new_snapshot_id, utc_time
 from ..sources import DIR, FILE, KINDS, Entry, Source, check_relative_path
 
 MAX_SKIPPED_RECORDED = 1000
@@ -92,24 +92,12 @@ def _display(path: bytes) -> str:
     return os.fsdecode(path)
 
 
-def _allocate_snapshot(repo: RepoCore, snap: Snapshot) -> Snapshot:
-    """Write the incomplete record under a fresh id: the UTC second, suffixed on collision.
-
-    Every snapshot keeps its ``.open`` record, so a conditional write of it is enough to
-    tell that an id is taken.
-    """
-    base = snap.id
-    for n in range(1, 10000):
-        snap.id = base if n == 1 else f"{base}-{n}"
-        key = snapshot_key(snap.id, final=False)
-        blob = repo.codec.encode(
-            ObjectType.SNAPSHOT, key.encode(), json.dumps(snap.to_json()).encode()
-        )
-        # A conditional write that timed out after the server applied it reports "exists":
-        # reading back our own (uniquely encrypted or checksummed) bytes tells us it is ours.
-        if repo.store.put_if_absent(key, blob) or repo.store.get(key) == blob:
-            return snap
-    raise KvbackupError("cannot allocate a snapshot id")
+def _open_snapshot(repo: RepoCore, snap: Snapshot) -> None:
+    """Write the incomplete record. Its id is unique by construction (a random suffix), so
+    no conditional write is needed, and none is relied on (many stores have none)."""
+    repo.put_object(
+        snapshot_key(snap.id, final=False), ObjectType.SNAPSHOT, json.dumps(snap.to_json()).encode()
+    )
 
 
 def _pair_with_parent(
@@ -348,7 +336,7 @@ def begin_snapshot(
         if not in_group[-1].complete:
             resumes = in_group[-1]
     snap = Snapshot(
-        id=timestamp_id(started),
+        id=new_snapshot_id(started),
         time=utc_time(started),
         host=host,
         user=_user(),
@@ -366,7 +354,7 @@ def begin_snapshot(
         index, resumed_packs = repo.load_index(group, recover=resumes is not None)
     else:
         index, resumed_packs = GroupIndex(), 0
-    snap = _allocate_snapshot(repo, snap)
+    _open_snapshot(repo, snap)
     return StartedSnapshot(snap, index, resumed_packs, parent, resumes)
 
 

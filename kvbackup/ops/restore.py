@@ -251,7 +251,7 @@ def run_restore(
                 elif entry.kind == FILE:
                     out.path(entry.path)
                     out.parent_dir(entry.path)
-                    if not entry.chunks:
+                    if not entry.chunks:  # (one claiming bytes is refused when read)
                         _write_empty(out, entry, result)
                     for i, cid in enumerate(entry.chunks):
                         yield (entry, i), cid

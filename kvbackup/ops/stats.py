@@ -6,6 +6,8 @@
   lists), what is left after deduplication; ``stored_bytes`` the same chunks as stored
   (compressed and encrypted).
 - ``dedup_ratio`` = logical / unique data bytes; ``compression_ratio`` = unique / stored.
+- ``temporary_objects`` / ``temporary_bytes``: what writes that never finished (a killed
+  backup) left in the store; ``prune`` removes them.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ class Stats:
     stored_bytes: int = 0
     packs: int = 0
     missing_chunks: int = 0
+    temporary_objects: int = 0
+    temporary_bytes: int = 0
     objects: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -69,6 +73,9 @@ def repository_stats(repo: RepoCore) -> Stats:
             groups[obj.group] = groups.get(obj.group, 0) + 1
     out.objects = dict(sorted(objects.items()))
     out.groups = len(groups)
+    for _name, size, _mtime in repo.store.list_temporary():  # left by killed writes
+        out.temporary_objects += 1
+        out.temporary_bytes += size
     for snap in snaps:
         if snap.complete:
             out.files += snap.stats.get("files", 0)

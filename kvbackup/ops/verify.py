@@ -13,6 +13,7 @@ Damage is reported with every snapshot and file that it spoils. See ``docs/verif
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import os
@@ -28,17 +29,32 @@ from typing import Any
 import platformdirs
 
 from ..cachedir import make_private_dir
+from ..display import display_name
+from ..core.damage import load_damage_records, write_damage_record
 from ..core.progress import Progress, ProgressEvent
 from ..core.repo import RepoCore
 from ..errors import CorruptionError, KeyNotFoundError, KvbackupError
 from ..format.index import BlobLocation, GroupIndex
-from ..format.layout import GROUPS_PREFIX, INDEX, PACKS, pack_id_from_key, pack_key, parse_group_key
+from ..format.layout import (
+    DAMAGED,
+    GROUPS_PREFIX,
+    INDEX,
+    OPEN_SUFFIX,
+    PACKS,
+    SNAPSHOTS_PREFIX,
+    pack_id_from_key,
+    pack_key,
+    parse_group_key,
+    snapshot_key,
+)
+from ..format.packs import TRAILER_LEN
 from ..format.snapshots import Snapshot
-from ..sources import Entry
+from ..sources import FILE, Entry, check_relative_path
 
 DEFAULT_MAX_AGE = 30 * 86400.0
 CACHE_DIR_ENV = "KVBACKUP_CACHE_DIR"
 _MAX_PACKS_IN_FLIGHT_BYTES = 256 * 1024 * 1024
+_PACK_KINDS = ("pack-size", "trailer")
 
 
 def default_cache_dir() -> str:
@@ -50,19 +66,36 @@ def default_cache_dir() -> str:
 
 
 class VerifyCache:
-    """``<cache dir>/<repository id>.json``: ``{"packs": {"<group>/<pack hex>": time}}``."""
+    """``<cache dir>/<repository id>-<location hash>.json``:
+    ``{"location": ..., "packs": {"<group>/<pack hex>": [time, size]}}``.
 
-    def __init__(self, directory: str | os.PathLike[str], repo_id: str):
-        self.path = os.path.join(os.fspath(directory), f"{repo_id}.json")
-        self.packs: dict[str, float] = {}
+    Keyed by the store's location as well as the repository id: a copy or mirror of a
+    repository has the same id, but its packs have never been read. A pack counts as
+    verified only while the store lists it with the size it had when it was read.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str], repo_id: str, location: str = ""):
+        digest = hashlib.sha256(location.encode()).hexdigest()[:16]
+        self.path = os.path.join(os.fspath(directory), f"{repo_id}-{digest}.json")
+        self.location = location
+        self.packs: dict[str, tuple[float, int]] = {}
 
     def load(self) -> None:
         try:
             with open(self.path, encoding="utf-8") as fh:
                 data = json.load(fh)
-            self.packs = {str(k): float(v) for k, v in data.get("packs", {}).items()}
-        except (OSError, ValueError, AttributeError, TypeError):
+            if data.get("location") != self.location:
+                raise ValueError("another location's record")
+            self.packs = {
+                str(k): (float(v[0]), int(v[1])) for k, v in data.get("packs", {}).items()
+            }
+        except (OSError, ValueError, AttributeError, TypeError, IndexError, KeyError):
             self.packs = {}  # no record, or an unreadable one: everything is due
+
+    def verified_at(self, name: str, size: int | None) -> float:
+        """When pack ``name`` was last found intact at ``size`` bytes (0: never)."""
+        checked, checked_size = self.packs.get(name, (0.0, -1))
+        return checked if size is None or size == checked_size else 0.0
 
     def save(self) -> None:
         """Write the record atomically; a cache that cannot be written is not an error."""
@@ -72,7 +105,7 @@ class VerifyCache:
             fd, tmp = tempfile.mkstemp(dir=directory, prefix=".verify-")
             try:
                 with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                    json.dump({"packs": self.packs}, fh, sort_keys=True)
+                    json.dump({"location": self.location, "packs": self.packs}, fh, sort_keys=True)
                 os.replace(tmp, self.path)
             except BaseException:
                 with contextlib.suppress(OSError):
@@ -83,7 +116,8 @@ class VerifyCache:
 @dataclass
 class Problem:
     """One thing found wrong. ``kind`` is stable: ``snapshot``, ``index``, ``missing-pack``,
-    ``unindexed-chunk``, ``damaged-chunk``, ``trailer``, ``file-list``."""
+    ``unindexed-chunk``, ``damaged-chunk``, ``trailer``, ``file-list``, ``pack-size``,
+    ``entry``."""
 
     kind: str
     message: str
@@ -115,6 +149,8 @@ class VerifyResult:
     bytes_checked: int = 0
     problems: list[Problem] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    temporary: list[dict[str, Any]] = field(default_factory=list)
+    damage_recorded: str | None = None
     damaged_chunks: dict[str, str] = field(default_factory=dict)
     affected: list[Affected] = field(default_factory=list)
     requests: dict[str, int] = field(default_factory=dict)
@@ -151,7 +187,11 @@ class _Group:
         self.index = GroupIndex()
         self.tables: dict[bytes, list[BlobLocation]] = {}
         self.listed_packs: set[bytes] = set()
+        self.pack_sizes: dict[bytes, int | None] = {}
         self.index_keys: list[str] = []
+        self.damage_keys: list[str] = []
+        self.recorded: set[tuple[bytes, bytes]] = set()  # damaged copies already recorded
+        self.bad_copies: dict[tuple[bytes, bytes], str] = {}  # found damaged in this run
         self.snapshots: list[Snapshot] = []
         self.damaged: dict[bytes, str] = {}
         self.unindexed: set[bytes] = set()
@@ -186,16 +226,21 @@ class _Verifier:
         started = time.time()
         before = self.repo.counts.as_dict()
         self.list_groups()
+        self.list_temporary()
         self.load_snapshots()
         self.load_indexes()
         self.check_packs_exist()
+        self.check_pack_sizes()
         self.walk_snapshots()
         self.explain_unindexed()
-        cache = VerifyCache(cache_dir or default_cache_dir(), self.repo.config.id)
+        cache = VerifyCache(
+            cache_dir or default_cache_dir(), self.repo.config.id, self.repo.location
+        )
         if use_cache:
             cache.load()
         self.check_data(cache, max_age, subset, use_cache)
         cache.save()
+        self.settle_damaged_copies()
         self.report_affected()
         after = self.repo.counts.as_dict()
         self.result.requests = {k: after[k] - before[k] for k in after}
@@ -205,17 +250,35 @@ class _Verifier:
     # ------------------------------------------------------------- structure
 
     def list_groups(self) -> None:
-        for key in self.repo.store.list(GROUPS_PREFIX):
+        for key, size in self.repo.store.list_sizes(GROUPS_PREFIX):
             obj = parse_group_key(key)
             if obj is not None and obj.kind == PACKS:
                 pack_id = pack_id_from_key(key)
                 if pack_id is not None:
                     self.group(obj.group).listed_packs.add(pack_id)
+                    self.group(obj.group).pack_sizes[pack_id] = size
                     continue
             elif obj is not None and obj.kind == INDEX:
                 self.group(obj.group).index_keys.append(key)
                 continue
+            elif obj is not None and obj.kind == DAMAGED:
+                self.group(obj.group).damage_keys.append(key)
+                continue
             self.result.warnings.append(f"{key}: not a kvbackup object (left alone)")
+
+    def list_temporary(self) -> None:
+        """Temporary objects left by writes that never finished (killed backups)."""
+        now = time.time()
+        for name, size, mtime in self.repo.store.list_temporary():
+            self.result.temporary.append(
+                {"name": name, "size": size, "age_seconds": round(max(0.0, now - mtime))}
+            )
+        if self.result.temporary:
+            total = sum(t["size"] for t in self.result.temporary)
+            self.result.warnings.append(
+                f"{len(self.result.temporary)} temporary objects ({total} bytes) left by "
+                "interrupted writes (prune removes them)"
+            )
 
     def load_snapshots(self) -> None:
         def stray(key: str) -> None:
@@ -224,9 +287,27 @@ class _Verifier:
         def unreadable(key: str, exc: KvbackupError) -> None:
             self.problem("snapshot", str(exc), key)
 
-        for snap in self.repo.snapshots(on_error=unreadable, on_stray=stray):
+        snaps = self.repo.snapshots(on_error=unreadable, on_stray=stray)
+        for snap in snaps:
             self.result.snapshots += 1
             self.group(snap.group).snapshots.append(snap)
+        self.check_open_records({s.id for s in snaps if s.complete})
+
+    def check_open_records(self, complete: set[str]) -> None:
+        """The ``.open`` record of a complete snapshot is read too: restore falls back to
+        it if the final record is damaged, so a damaged one is a problem."""
+        keys = [snapshot_key(i, final=False) for i in sorted(complete)]
+        listed = set(self.repo.store.list(SNAPSHOTS_PREFIX))
+
+        def load(key: str) -> None:
+            try:
+                self.repo.load_snapshot(key.split("/", 1)[1].removesuffix(OPEN_SUFFIX), False)
+            except KeyNotFoundError:
+                pass
+            except KvbackupError as exc:
+                self.problem("snapshot", str(exc), key)
+
+        self.repo.map_parallel(load, [k for k in keys if k in listed])
 
     def load_indexes(self) -> None:
         jobs = [(g, key) for g in self.groups.values() for key in g.index_keys]
@@ -241,6 +322,9 @@ class _Verifier:
                 self.problem("index", f"{exc} (its chunks count as not indexed)", key)
                 return None
 
+        for group in self.groups.values():
+            if group.damage_keys:
+                group.recorded = load_damage_records(self.repo, group.gid)
         for (group, _key), packs in zip(jobs, self.repo.map_parallel(load, jobs), strict=True):
             self.result.index_fragments += 1
             for pack_id, blobs in packs or ():
@@ -256,14 +340,43 @@ class _Verifier:
 
     def check_packs_exist(self) -> None:
         for group in self.groups.values():
+            elsewhere: set[bytes] = set()
+            for pack_id, blobs in group.tables.items():
+                if pack_id in group.listed_packs:
+                    elsewhere.update(b.chunk_id for b in blobs)
             for pack_id, blobs in group.tables.items():
                 if pack_id in group.listed_packs:
                     continue
                 key = pack_key(group.gid, pack_id)
-                ids = [b.chunk_id for b in blobs]
-                self.problem("missing-pack", f"{key}: pack missing ({len(ids)} chunks lost)", key)
-                for cid in ids:
+                lost = [b.chunk_id for b in blobs if b.chunk_id not in elsewhere]
+                if not lost:
+                    self.result.warnings.append(
+                        f"{key}: pack missing, but every chunk in it is stored again elsewhere"
+                    )
+                    continue
+                self.problem("missing-pack", f"{key}: pack missing ({len(lost)} chunks lost)", key)
+                for cid in lost:
                     group.damaged.setdefault(cid, f"its pack {key} is missing")
+
+    def check_pack_sizes(self) -> None:
+        """Each pack the store lists must be at least as long as the index says it is."""
+        for group in self.groups.values():
+            for pack_id, blobs in group.tables.items():
+                size = group.pack_sizes.get(pack_id)
+                if size is None or pack_id not in group.listed_packs or not blobs:
+                    continue
+                needed = max(b.offset + b.length for b in blobs) + TRAILER_LEN.size
+                if size < needed:
+                    key = pack_key(group.gid, pack_id)
+                    self.problem(
+                        "pack-size",
+                        f"{key}: the store lists {size} bytes, the index needs at least {needed}",
+                        key,
+                    )
+                    for b in blobs:
+                        if b.offset + b.length > size:
+                            reason = f"{key} is truncated ({size} bytes listed)"
+                            group.bad_copies.setdefault((b.chunk_id, pack_id), reason)
 
     def walk_snapshots(self) -> None:
         """Every chunk a snapshot needs must be indexed."""
@@ -277,17 +390,26 @@ class _Verifier:
                         for cid in entry.chunks:
                             if cid not in group.index:
                                 group.unindexed.add(cid)
+                        fault = _entry_fault(entry, group.index)
+                        if fault:
+                            shown = display_name(entry.path)
+                            self.problem("entry", f"snapshot {snap.id}: {shown}: {fault}")
                 except KvbackupError as exc:
                     self.problem("file-list", f"snapshot {snap.id}: {exc}")
 
-    def entries(self, group: _Group, snap: Snapshot) -> Iterator[Entry]:
-        """The snapshot's entries; a damaged file-list chunk is recorded, then raised."""
+    def entries(self, group: _Group, snap: Snapshot, first_walk: bool = True) -> Iterator[Entry]:
+        """The snapshot's entries; a damaged file-list chunk is recorded, then raised. A
+        malformed entry is reported (on the ``first_walk`` only) and left out."""
 
         def damaged(cid: bytes, error: KvbackupError) -> None:
+            if not cid:  # a malformed entry, named in ``error``: reading goes on after it
+                if first_walk:
+                    self.problem("entry", str(error))
+                return
             group.damaged.setdefault(cid, str(error))
             raise CorruptionError(f"file list chunk {cid.hex()}: {error}")
 
-        return self.repo.iter_entries(snap, group.index, on_damage=damaged)
+        return self.repo.iter_entries(snap, group.index, on_damage=damaged, strict=True)
 
     def explain_unindexed(self) -> None:
         """Report chunks that are needed but not indexed; look for them in unindexed packs."""
@@ -336,7 +458,8 @@ class _Verifier:
         candidates: list[tuple[float, float, _Group, bytes]] = []
         everything = [(g, p) for g in self.groups.values() for p in g.tables if p in g.listed_packs]
         for group, pack_id in everything:
-            checked = cache.packs.get(f"{group.gid}/{pack_id.hex()}", 0.0) if use_cache else 0.0
+            name = f"{group.gid}/{pack_id.hex()}"
+            checked = cache.verified_at(name, group.pack_sizes.get(pack_id)) if use_cache else 0.0
             if use_cache and checked and now - checked < max_age:
                 self.result.packs_fresh += 1
                 continue
@@ -370,16 +493,73 @@ class _Verifier:
             for kind, message in report.problems:
                 self.problem(kind, message, pack_key(group.gid, pack_id))
             for cid, reason in report.damaged:
-                group.damaged.setdefault(cid, reason)
-                self.problem("damaged-chunk", f"chunk {cid.hex()}: {reason}", chunks=[cid])
+                group.bad_copies.setdefault((cid, pack_id), reason)
             name = f"{group.gid}/{pack_id.hex()}"
             if report.clean:
-                cache.packs[name] = time.time()
+                cache.packs[name] = (time.time(), report.size)
             else:
                 cache.packs.pop(name, None)
             self.report_progress(pack_key(group.gid, pack_id))
         listed = {f"{g.gid}/{p.hex()}" for g in self.groups.values() for p in g.listed_packs}
         cache.packs = {k: v for k, v in cache.packs.items() if k in listed}
+
+    def settle_damaged_copies(self) -> None:
+        """A damaged copy is damage unless the chunk has an intact copy in another pack
+        (a backup stored it again); new damaged copies are recorded in the repository, so
+        that every later command avoids them and the next backup stores the chunks again."""
+        for group in self.groups.values():
+            missing = {
+                (b.chunk_id, p)
+                for p, blobs in group.tables.items()
+                if p not in group.listed_packs
+                for b in blobs
+            }
+            copies: dict[bytes, set[bytes]] = {}
+            for pack_id, blobs in group.tables.items():
+                if pack_id in group.listed_packs:
+                    for b in blobs:
+                        copies.setdefault(b.chunk_id, set()).add(pack_id)
+            bad = set(group.bad_copies) | missing | group.recorded
+            for (cid, _pack_id), reason in sorted(group.bad_copies.items()):
+                good = [p for p in copies.get(cid, ()) if (cid, p) not in bad]
+                if good:
+                    self.result.warnings.append(
+                        f"chunk {cid.hex()}: {reason}; an intact copy is in "
+                        f"{pack_key(group.gid, good[0])} (used instead)"
+                    )
+                    continue
+                group.damaged.setdefault(cid, reason)
+                self.problem("damaged-chunk", f"chunk {cid.hex()}: {reason}", chunks=[cid])
+            self.excuse_superseded_packs(group, copies, bad)
+            new = (set(group.bad_copies) | missing) - group.recorded
+            if new:
+                try:
+                    self.result.damage_recorded = write_damage_record(self.repo, group.gid, new)
+                except KvbackupError as exc:
+                    self.result.warnings.append(f"could not record the damage: {exc}")
+
+    def excuse_superseded_packs(
+        self, group: _Group, copies: dict[bytes, set[bytes]], bad: set[tuple[bytes, bytes]]
+    ) -> None:
+        """A damaged pack (size, trailer) whose damaged chunks were stored again, so that
+        every chunk in it has an intact copy, spoils nothing: a warning, not a problem."""
+        kept = []
+        for problem in self.result.problems:
+            pack_id = pack_id_from_key(problem.key) if problem.kind in _PACK_KINDS else None
+            blobs = group.tables.get(pack_id) if pack_id is not None else None
+            if (
+                pack_id is not None
+                and blobs is not None
+                and problem.key == pack_key(group.gid, pack_id)
+                and any((b.chunk_id, pack_id) in bad for b in blobs)  # healed, not just cut
+                and all(any((b.chunk_id, p) not in bad for p in copies[b.chunk_id]) for b in blobs)
+            ):
+                self.result.warnings.append(
+                    f"{problem.message}; every chunk in it has an intact copy (spoils nothing)"
+                )
+                continue
+            kept.append(problem)
+        self.result.problems = kept
 
     def report_progress(self, what: str) -> None:
         if self.progress and time.monotonic() - self._last_report > 0.2:
@@ -403,7 +583,7 @@ class _Verifier:
         try:
             data = self.repo.store.get(key)
         except KeyNotFoundError:
-            report.problems.append(("missing-pack", f"{key}: pack missing"))
+            report.problems.append(("missing-pack", f"{key}: pack missing"))  # since listed
             report.damaged = [(b.chunk_id, f"its pack {key} is missing") for b in table]
             return report
         report.size = len(data)
@@ -445,7 +625,7 @@ class _Verifier:
                     self.result.affected.append(Affected(snap.id, None, [c.hex() for c in hit]))
                     continue  # its files cannot be listed
                 with contextlib.suppress(KvbackupError):
-                    for entry in self.entries(group, snap):
+                    for entry in self.entries(group, snap, first_walk=False):
                         hit = [c for c in entry.chunks if c in group.damaged]
                         if hit:
                             path = os.fsdecode(entry.path)
@@ -468,3 +648,28 @@ class _PackReport:
 
 def _blob_tuple(b: BlobLocation) -> tuple[bytes, int, int, int, int]:
     return (b.chunk_id, b.otype, b.offset, b.length, b.raw_length)
+
+
+def _entry_fault(entry: Entry, index: GroupIndex) -> str | None:
+    """What restore would find wrong with ``entry`` beyond its fields (which reading the
+    file list checks, :func:`~kvbackup.format.filelist.validate_entry`), or ``None``: a
+    name that would escape the target, or a file whose chunks do not add up to its size.
+    Chunks the index lacks are not judged here (they are reported as not indexed)."""
+    try:
+        check_relative_path(entry.path)
+    except ValueError as exc:
+        return f"unsafe name ({exc})"
+    if entry.kind != FILE:
+        return None
+    total = 0
+    for cid in entry.chunks:
+        loc = index.get(cid)
+        if loc is None:
+            return None
+        total += loc.raw_length
+    if total != entry.size:
+        return (
+            f"the file list says {entry.size} bytes, its {len(entry.chunks)} chunks hold "
+            f"{total} bytes"
+        )
+    return None

@@ -189,6 +189,49 @@ class FsspecStore(Store):
 
         self._call("delete", key, delete)
 
+    def list_sizes(self, prefix: str = "") -> Iterator[tuple[str, int | None]]:
+        for key, size, _ in self._find(prefix):
+            if not any(s.startswith(".") for s in key.split("/")):
+                yield key, size
+
+    def list_temporary(self) -> Iterator[tuple[str, int, float]]:
+        """Temporary files of writes that never finished (``.tmp-*``)."""
+        for key, size, mtime in self._find(""):
+            if key.rsplit("/", 1)[-1].startswith(TEMP_PREFIX):
+                yield key, size or 0, mtime
+
+    def delete_temporary(self, name: str) -> None:
+        if not name.rsplit("/", 1)[-1].startswith(TEMP_PREFIX) or ".." in name.split("/"):
+            raise StoreError(f"{self.description}: {name!r} is not a temporary file of this store")
+        path = f"{self.root}/{name}"
+
+        def delete() -> None:
+            with contextlib.suppress(FileNotFoundError):
+                self.fs.rm_file(path)
+
+        self._call("delete", name, delete)
+
+    def _find(self, prefix: str) -> Iterator[tuple[str, int | None, float]]:
+        folder = prefix.rpartition("/")[0]
+        base = f"{self.root}/{folder}" if folder else self.root
+        cut = len(self.root) + 1
+
+        def find() -> dict[str, dict[str, object]]:
+            self.fs.invalidate_cache(base)
+            try:
+                return dict(self.fs.find(base, withdirs=False, detail=True))
+            except FileNotFoundError:
+                return {}
+
+        for path, info in self._call("list", prefix or "/", find).items():
+            key = path[cut:]
+            if path.startswith(self.root + "/") and key.startswith(prefix):
+                size = info.get("size")
+                mtime = info.get("mtime") or info.get("LastModified") or 0.0
+                if hasattr(mtime, "timestamp"):
+                    mtime = mtime.timestamp()
+                yield key, int(size) if isinstance(size, int) else None, float(mtime)  # type: ignore[arg-type]
+
     def list(self, prefix: str = "") -> Iterator[str]:
         folder = prefix.rpartition("/")[0]
         base = f"{self.root}/{folder}" if folder else self.root

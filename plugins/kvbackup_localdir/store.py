@@ -196,6 +196,44 @@ class LocalDirStore(Store):
                 else:
                     yield base + name
 
+    def list_sizes(self, prefix: str = "") -> Iterator[tuple[str, int | None]]:
+        for key in self.list(prefix):
+            try:
+                yield key, self._path(key).stat().st_size
+            except FileNotFoundError:
+                continue  # deleted since the listing
+            except OSError as exc:
+                raise self._error("list", key, exc) from exc
+
+    def list_temporary(self) -> Iterator[tuple[str, int, float]]:
+        """Temporary files of writes that never finished (``.tmp-*``, at any depth)."""
+        found = []
+        try:
+            for directory, subdirs, files in os.walk(self.root):
+                subdirs[:] = [d for d in subdirs if not d.startswith(".")]
+                for name in files:
+                    if name.startswith(TEMP_PREFIX):
+                        path = os.path.join(directory, name)
+                        with contextlib.suppress(FileNotFoundError):
+                            st = os.stat(path)
+                            found.append(
+                                (os.path.relpath(path, self.root), st.st_size, st.st_mtime)
+                            )
+        except OSError as exc:
+            raise self._error("list", "temporary files", exc) from exc
+        return iter(sorted(found))
+
+    def delete_temporary(self, name: str) -> None:
+        parts = name.split("/")
+        if not parts[-1].startswith(TEMP_PREFIX) or any(p in ("", ".", "..") for p in parts):
+            raise StoreError(f"{self.root}: {name!r} is not a temporary file of this store")
+        try:
+            self.root.joinpath(*parts).unlink()
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise self._error("delete", name, exc) from exc
+
     # -- writes ----------------------------------------------------------------------------
 
     def _mode(self, path: Path) -> int:

@@ -15,7 +15,6 @@ from botocore.exceptions import ClientError
 from kvbackup.errors import StoreError
 from kvbackup.store import Store, check_key
 
-from . import probecache
 from .errors import error_code, raise_store_error
 from .options import MAX_S3_KEY_BYTES, S3Options
 
@@ -157,6 +156,9 @@ class S3Store(Store):
         self._call("delete", key, lambda: self.client.delete_object(Bucket=self.bucket, Key=full))
 
     def list(self, prefix: str = "") -> Iterator[str]:
+        return (key for key, _ in self.list_sizes(prefix))
+
+    def list_sizes(self, prefix: str = "") -> Iterator[tuple[str, int | None]]:
         paginator = self.client.get_paginator("list_objects_v2")
         pages = paginator.paginate(
             Bucket=self.bucket,
@@ -170,29 +172,22 @@ class S3Store(Store):
             if page is None:
                 return
             for obj in page.get("Contents", ()):
-                yield obj["Key"][cut:]
+                yield obj["Key"][cut:], obj.get("Size")
 
     # -- conditional writes ----------------------------------------------------------------
 
     @property
     def supports_put_if_absent(self) -> bool:  # type: ignore[override]
-        """Whether the server honours ``If-None-Match: *`` (probed on first use)."""
+        """Whether the server honours ``If-None-Match: *``: probed on first use, and
+        believed only for the life of this store object (one command), never remembered
+        across commands, since the server behind an endpoint can change."""
         return self._conditional_writes()
 
     def _conditional_writes(self) -> bool:
         with self._probe_lock:
             if self._conditional is None:
-                endpoint = str(self.client.meta.endpoint_url)
-                self._conditional = probecache.recall(endpoint, self.bucket)
-                if self._conditional is None:
-                    self._conditional = self._probe()
-                    probecache.remember(endpoint, self.bucket, self._conditional)
+                self._conditional = self._probe()
             return self._conditional
-
-    def ensure_root(self) -> None:
-        """Called by ``init``: learn now whether the server honours conditional writes, so
-        that backups need not spend requests on it."""
-        self._conditional_writes()
 
     def _probe(self) -> bool:
         """Write a fresh key twice with ``If-None-Match: *``: the second write must fail."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import kvbackup_s3
 import pytest
@@ -204,16 +205,29 @@ def test_conditional_writes_option_skips_the_probe(rclone_s3: S3Server) -> None:
     assert store.supports_put_if_absent is False
 
 
-def test_the_probe_result_is_remembered_for_the_bucket(
-    rclone_s3: S3Server, monkeypatch: pytest.MonkeyPatch
+def test_a_probe_result_is_never_taken_from_an_earlier_command(
+    rclone_s3: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The server behind an endpoint can change (a proxy, a migration): an answer remembered
+    # from another command, here a stale "atomic", must not be believed.
+    import hashlib
+    import json
+    import time
+
+    monkeypatch.setenv("KVBACKUP_CACHE_DIR", str(tmp_path))
     bucket = rclone_s3.new_bucket()
-    first = open_s3(rclone_s3, f"s3://{bucket}/repo")
-    assert first.supports_put_if_absent is False
-    second = open_s3(rclone_s3, f"s3://{bucket}/other-prefix")
+    name = hashlib.sha256(f"{rclone_s3.endpoint}\0{bucket}".encode()).hexdigest()[:32]
+    stale = tmp_path / "s3-conditional-writes" / f"{name}.json"
+    stale.parent.mkdir(parents=True)
+    stale.write_text(json.dumps({"atomic": True, "time": time.time()}))
+    store = open_s3(rclone_s3, f"s3://{bucket}/repo")
+    assert store.supports_put_if_absent is False
 
-    def no_probe() -> bool:
-        raise AssertionError("probed again")
 
-    monkeypatch.setattr(second, "_probe", no_probe)
-    assert second.supports_put_if_absent is False
+def test_the_probe_runs_once_per_opened_store(rclone_s3: S3Server) -> None:
+    store = open_s3(rclone_s3, f"s3://{rclone_s3.new_bucket()}/repo")
+    assert store.supports_put_if_absent is False
+    calls = []
+    store._probe = lambda: calls.append(1) or True  # type: ignore[attr-defined]
+    assert store.supports_put_if_absent is False
+    assert calls == []
