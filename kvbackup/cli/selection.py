@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..core.selection import SnapshotFilter
+from ..format.layout import snapshot_sort_key
 
 
 def select_snapshots(repo: Any, ids: tuple[str, ...], select: SnapshotFilter) -> list[Any]:
@@ -12,7 +13,7 @@ def select_snapshots(repo: Any, ids: tuple[str, ...], select: SnapshotFilter) ->
     oldest first."""
     if ids:
         snaps = {s.id: s for s in (repo.resolve_snapshot(i) for i in ids)}
-        chosen = sorted(snaps.values(), key=lambda s: s.id)
+        chosen = sorted(snaps.values(), key=lambda s: snapshot_sort_key(s.id))
     else:
         chosen = [s for s in repo.snapshots() if s.complete]
     return select.apply(chosen)

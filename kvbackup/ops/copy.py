@@ -32,7 +32,7 @@ from ..errors import CorruptionError, ExitCode, KvbackupError
 from ..format.envelope import ObjectType
 from ..format.filelist import FileListWriter
 from ..format.index import GroupIndex
-from ..format.layout import snapshot_key
+from ..format.layout import snapshot_key, snapshot_sort_key
 from ..format.snapshots import COMPLETE, INCOMPLETE, Snapshot, utc_time
 from ..sources import FILE, Entry
 
@@ -109,7 +109,7 @@ def run_copy(
     started = time.time()
     result = CopyResult()
     chosen = list(snapshots) if snapshots is not None else source.snapshots()
-    chosen = sorted((s for s in chosen if s.complete), key=lambda s: s.id)
+    chosen = sorted((s for s in chosen if s.complete), key=lambda s: snapshot_sort_key(s.id))
     existing = target.snapshots()
     here = {origin(t, target.config.id): t for t in existing}
     due = [s for s in chosen if not _has_complete(here, origin(s, source.config.id))]
