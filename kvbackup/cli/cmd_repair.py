@@ -19,6 +19,10 @@ def command() -> None:
     """Repair what verify or a warning reported damaged.
 
     Nothing is deleted: an object set aside is copied to quarantine/<its key> first.
+
+    \b
+    Example:
+      kvbackup repair index --dry-run
     """
 
 
@@ -43,6 +47,10 @@ def index_command(groups: tuple[str, ...], dry_run: bool, as_json: bool, **kwarg
     Packs that no readable index fragment names (a lost or damaged fragment, an interrupted
     backup) are read from their trailers and indexed in a new fragment; unreadable
     fragments are set aside.
+
+    \b
+    Example:
+      kvbackup repair index --group 0c5e2f9a1b3d4e6f
     """
     repo = get_repo_options(kwargs).open()
     try:
@@ -61,6 +69,10 @@ def snapshots_command(dry_run: bool, as_json: bool, **kwargs: Any) -> None:
 
     A snapshot whose final record is set aside but whose .open record is sound stays, as
     an incomplete snapshot: the next backup of its source resumes it.
+
+    \b
+    Example:
+      kvbackup repair snapshots --json
     """
     repo = get_repo_options(kwargs).open()
     try:

@@ -33,7 +33,7 @@ from ..format.envelope import ObjectType
 from ..format.filelist import FileListWriter
 from ..format.index import GroupIndex
 from ..format.layout import snapshot_key, snapshot_sort_key
-from ..format.snapshots import COMPLETE, INCOMPLETE, Snapshot, utc_time
+from ..format.snapshots import COMPLETE, INCOMPLETE, Snapshot, new_snapshot_id, utc_time
 from ..sources import FILE, Entry
 
 
@@ -151,10 +151,11 @@ def _has_complete(here: dict[tuple[str, str], Snapshot], key: tuple[str, str]) -
 
 
 def _allocate(target: RepoCore, record: Snapshot) -> Snapshot:
-    """Write the copy's incomplete record under its id, suffixed if the id is taken."""
-    base = record.id.split("-")[0]
-    for n in range(1, 10000):
-        record.id = base if n == 1 else f"{base}-{n}"
+    """Write the copy's incomplete record under its id, or under a fresh id (same time,
+    new random suffix) if that one is taken."""
+    for n in range(1, 100):
+        if n > 1:
+            record.id = new_snapshot_id(record.time.timestamp())
         key = snapshot_key(record.id, final=False)
         blob = target.codec.encode(
             ObjectType.SNAPSHOT, key.encode(), json.dumps(record.to_json()).encode()
