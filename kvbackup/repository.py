@@ -389,11 +389,13 @@ class Repository:
     def repair_index(self, groups: Iterable[str] = (), dry_run: bool = False) -> RepairResult:
         """Index the packs no readable index fragment names, from their trailers, and set
         aside unreadable fragments; see :mod:`kvbackup.ops.repair`."""
-        return repair_index(self.core, list(groups), dry_run)
+        with self.core.bypassing_cache():  # repair what the store holds, not cached copies
+            return repair_index(self.core, list(groups), dry_run)
 
     def repair_snapshots(self, dry_run: bool = False) -> RepairResult:
         """Set aside unreadable snapshot records; see :mod:`kvbackup.ops.repair`."""
-        return repair_snapshots(self.core, dry_run)
+        with self.core.bypassing_cache():
+            return repair_snapshots(self.core, dry_run)
 
     @reads_lazily("cat")
     def cat(self, snapshot: str | Snapshot, path: str | bytes) -> Iterator[bytes]:

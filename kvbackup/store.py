@@ -235,6 +235,15 @@ class WrappingStore(Store):
     def remove_stale_temporaries(self, older_than: float) -> tuple[int, int]:
         return self.inner.remove_stale_temporaries(older_than)
 
+    def list_sizes(self, prefix: str = "") -> Iterator[tuple[str, int | None]]:
+        return self.inner.list_sizes(prefix)
+
+    def list_temporary(self) -> Iterator[tuple[str, int, float]]:
+        return self.inner.list_temporary()
+
+    def delete_temporary(self, name: str) -> None:
+        self.inner.delete_temporary(name)
+
     def close(self) -> None:
         self.inner.close()
 

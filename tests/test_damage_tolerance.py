@@ -39,7 +39,8 @@ def test_a_damaged_snapshot_record_is_reported_and_the_rest_listed(
 ) -> None:
     repo_url, _src, ids = two_snapshots
     _damage_record(repo_url, ids[0])
-    done = kvb("snapshots", "-r", repo_url, "--json", cache=tmp_path / "c")
+    # --no-cache: a copy cached before the damage would (rightly) still be served
+    done = kvb("snapshots", "-r", repo_url, "--json", "--no-cache", cache=tmp_path / "c")
     import json
 
     listed = {s["id"]: s["state"] for s in json.loads(done.stdout)}
@@ -73,7 +74,8 @@ def test_a_stray_record_under_another_id_does_not_stop_snapshots(
         snapshot_key(stray, True), repo.core.raw_store.get(snapshot_key(ids[1], True))
     )
     repo.close()
-    done = kvb("snapshots", "-r", repo_url, "--json", cache=tmp_path / "c")
+    # --no-cache: a copy cached before the damage would (rightly) still be served
+    done = kvb("snapshots", "-r", repo_url, "--json", "--no-cache", cache=tmp_path / "c")
     import json
 
     assert [s["id"] for s in json.loads(done.stdout)] == ids
