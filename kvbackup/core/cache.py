@@ -30,7 +30,9 @@ from ..store import Store, WrappingStore
 CACHE_DIR_ENV = "KVBACKUP_CACHE_DIR"
 NO_CACHE_ENV = "KVBACKUP_NO_CACHE"
 _CACHEABLE = re.compile(r"^(snapshots/[^/]+|groups/[0-9a-f]{16}/index/[0-9a-f]+)$")
-_LISTED_PREFIX = re.compile(r"^(snapshots/|groups/[0-9a-f]{16}/index/)$")
+#: Listings after which cached objects the store no longer has are dropped; a group's index
+#: is listed as ``groups/<gid>/index`` (fragments and damage records at once).
+_LISTED_PREFIX = re.compile(r"^(snapshots/|groups/[0-9a-f]{16}/index/?)$")
 
 
 def default_cache_root() -> str:
@@ -156,7 +158,8 @@ class CachingStore(WrappingStore):
     def list(self, prefix: str = "") -> Iterator[str]:
         keys = list(self.inner.list(prefix))
         if _LISTED_PREFIX.match(prefix):
-            self.cache.keep_only(prefix, set(keys))
+            folder = prefix if prefix.endswith("/") else prefix + "/"
+            self.cache.keep_only(folder, set(keys))
         return iter(keys)
 
     def exists(self, key: str) -> bool:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from ..errors import CorruptionError, KeyNotFoundError, KvbackupError
 from ..format.envelope import ObjectType
 from ..format.index import BlobLocation, GroupIndex
-from ..format.layout import damage_prefix, new_damage_key, pack_id_from_key, pack_key, packs_prefix
+from ..format.layout import new_damage_key, pack_id_from_key, pack_key, packs_prefix
 
 if TYPE_CHECKING:
     from .repo import RepoCore
@@ -113,7 +113,7 @@ class IndexFallback:
 
 # ---------------------------------------------------------------------- damage records
 #
-# ``groups/<gid>/damaged/<random>``: chunk copies verify found damaged (or lost with their
+# ``groups/<gid>/index-damaged/<random>``: chunk copies verify found damaged (or lost with their
 # pack), so that every later command avoids them and the next backup stores the chunks
 # again. Written once, like every object; never rewritten.
 
@@ -143,9 +143,13 @@ def decode_damage_record(plain: bytes, key: str) -> set[tuple[bytes, bytes]]:
         raise CorruptionError(f"{key}: malformed damage record ({exc})") from None
 
 
-def load_damage_records(repo: RepoCore, group: str) -> set[tuple[bytes, bytes]]:
-    """Every damaged copy recorded for ``group``; an unreadable record is noted and skipped."""
-    keys = list(repo.store.list(damage_prefix(group)))
+def load_damage_records(
+    repo: RepoCore, group: str, keys: list[str] | None = None
+) -> set[tuple[bytes, bytes]]:
+    """Every damaged copy recorded for ``group`` (in the records ``keys``, if the caller
+    listed them already); an unreadable record is noted and skipped."""
+    if keys is None:
+        keys = repo.list_index_keys(group)[1]
 
     def load(key: str) -> set[tuple[bytes, bytes]]:
         try:

@@ -45,7 +45,7 @@ from ..format.layout import (
     CONFIG_KEY,
     KEYS_PREFIX,
     SNAPSHOTS_PREFIX,
-    index_prefix,
+    index_listing_prefix,
     is_snapshot_id,
     new_index_key,
     pack_id_from_key,
@@ -56,6 +56,7 @@ from ..format.layout import (
     slot_key,
     snapshot_key,
     snapshot_sort_key,
+    split_index_listing,
 )
 from ..format.packs import DEFAULT_PACK_SIZE, TRAILER_LEN, decode_trailer, trailer_length
 from ..format.snapshots import Snapshot
@@ -583,8 +584,9 @@ class RepoCore:
         (an interrupted backup) are read from their trailers and indexed; returns the
         index and the number of packs so recovered."""
         index = GroupIndex()
-        index.avoid(load_damage_records(self, group))  # verify found these copies damaged
-        for key, packs in self.load_fragments(group):
+        fragment_keys, damage_keys = self.list_index_keys(group)  # one LIST serves both
+        index.avoid(load_damage_records(self, group, damage_keys))  # verify found these
+        for key, packs in self.load_fragments(group, fragment_keys):
             index.fragment_keys.append(key)
             for pack_id, blobs in packs:
                 index.add_pack(pack_id, blobs)
@@ -609,12 +611,18 @@ class RepoCore:
             self.write_index_fragment(group, recovered)
         return index, len(recovered)
 
+    def list_index_keys(self, group: str) -> tuple[list[str], list[str]]:
+        """The keys of ``group``'s index fragments and of its damage records, in one
+        listing."""
+        return split_index_listing(group, self.store.list(index_listing_prefix(group)))
+
     def load_fragments(
-        self, group: str
+        self, group: str, listed: list[str] | None = None
     ) -> list[tuple[str, list[tuple[bytes, list[BlobLocation]]]]]:
-        """Every index fragment of ``group``: (key, packs). A fragment that vanishes
-        between the listing and the read (merged by a prune or a backup) is skipped and
-        the listing read again, so the fragment that replaced it is found."""
+        """Every index fragment of ``group``: (key, packs); ``listed`` is a listing of its
+        fragment keys already made. A fragment that vanishes between the listing and the
+        read (merged by a prune or a backup) is skipped and the listing read again, so the
+        fragment that replaced it is found."""
         loaded: dict[str, list[tuple[bytes, list[BlobLocation]]]] = {}
 
         def load(key: str) -> list[tuple[bytes, list[BlobLocation]]] | None:
@@ -628,7 +636,10 @@ class RepoCore:
                 return []
 
         for _attempt in range(5):
-            keys = [k for k in self.store.list(index_prefix(group)) if k not in loaded]
+            if listed is None:
+                listed = self.list_index_keys(group)[0]
+            keys = [k for k in listed if k not in loaded]
+            listed = None
             vanished = False
             for key, packs in zip(keys, self.map_parallel(load, keys), strict=True):
                 if packs is None:

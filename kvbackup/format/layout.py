@@ -5,7 +5,7 @@
     snapshots/<id>.open, snapshots/<id>   a snapshot record, incomplete then complete
     groups/<gid>/packs/<32 hex>           packs of chunks
     groups/<gid>/index/<32 hex>           index fragments naming packs
-    groups/<gid>/damaged/<32 hex>         damage records (chunk copies verify found damaged)
+    groups/<gid>/index-damaged/<32 hex>   damage records (chunk copies verify found damaged)
     quarantine/<original key>             objects ``repair`` set aside, unchanged
 
 See ``docs/format.md``.
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 CONFIG_KEY = "config"
@@ -25,7 +26,9 @@ OPEN_SUFFIX = ".open"
 PACK_ID_BYTES = 16
 PACKS = "packs"
 INDEX = "index"
-DAMAGED = "damaged"
+#: Damage records sit beside the index (``index-damaged/``), so that one listing of
+#: :func:`index_listing_prefix` finds both; readers that predate them list ``index/`` only.
+DAMAGED = "index-damaged"
 QUARANTINE_PREFIX = "quarantine/"
 #: A snapshot id: ``YYYYmmddTHHMMSS.ffffffZ-<8 hex>``, or an older version's
 #: ``YYYYmmddTHHMMSSZ`` and ``YYYYmmddTHHMMSSZ-<n>``.
@@ -106,6 +109,25 @@ def new_index_key(group: str) -> str:
 
 def damage_prefix(group: str) -> str:
     return f"{GROUPS_PREFIX}{group}/{DAMAGED}/"
+
+
+def index_listing_prefix(group: str) -> str:
+    """The prefix whose one listing gives both the index fragments and the damage records
+    of ``group`` (a partial segment: ``groups/<gid>/index``); see
+    :func:`split_index_listing`."""
+    return f"{GROUPS_PREFIX}{group}/{INDEX}"
+
+
+def split_index_listing(group: str, keys: Iterable[str]) -> tuple[list[str], list[str]]:
+    """The index fragment keys and the damage record keys among ``keys`` (a listing of
+    :func:`index_listing_prefix`); anything else is left out."""
+    fragments, damage = [], []
+    for key in keys:
+        if key.startswith(index_prefix(group)):
+            fragments.append(key)
+        elif key.startswith(damage_prefix(group)):
+            damage.append(key)
+    return fragments, damage
 
 
 def new_damage_key(group: str) -> str:

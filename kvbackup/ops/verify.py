@@ -29,10 +29,10 @@ from typing import Any
 import platformdirs
 
 from ..cachedir import make_private_dir
-from ..display import display_name
 from ..core.damage import load_damage_records, write_damage_record
 from ..core.progress import Progress, ProgressEvent
 from ..core.repo import RepoCore
+from ..display import display_name
 from ..errors import CorruptionError, KeyNotFoundError, KvbackupError
 from ..format.index import BlobLocation, GroupIndex
 from ..format.layout import (
@@ -324,7 +324,7 @@ class _Verifier:
 
         for group in self.groups.values():
             if group.damage_keys:
-                group.recorded = load_damage_records(self.repo, group.gid)
+                group.recorded = load_damage_records(self.repo, group.gid, group.damage_keys)
         for (group, _key), packs in zip(jobs, self.repo.map_parallel(load, jobs), strict=True):
             self.result.index_fragments += 1
             for pack_id, blobs in packs or ():
