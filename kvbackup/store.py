@@ -105,10 +105,18 @@ class Store(ABC):
         return True
 
     def remove_stale_temporaries(self, older_than: float) -> tuple[int, int]:
-        """Remove what interrupted writes left behind (temporary objects no key names)
-        older than ``older_than`` seconds; return (objects, bytes) removed. Stores whose
-        writes leave nothing behind keep this default."""
-        return 0, 0
+        """Remove what interrupted writes left behind (the temporary objects
+        :meth:`list_temporary` names) older than ``older_than`` seconds; return (objects,
+        bytes) removed."""
+        cutoff = time.time() - older_than
+        removed = size = 0
+        for name, nbytes, mtime in list(self.list_temporary()):
+            if mtime < cutoff:
+                self.delete_temporary(name)
+                removed += 1
+                size += nbytes
+        return removed, size
+
     def list_sizes(self, prefix: str = "") -> Iterator[tuple[str, int | None]]:
         """Like :meth:`list`, with each value's size where the listing tells it (``None``
         where it does not); verify checks every pack's size against it."""
@@ -231,9 +239,6 @@ class WrappingStore(Store):
     def supports_put_if_absent(self) -> bool:  # type: ignore[override]
         # Asked of the inner store when needed: a store may probe its server on first use.
         return self.inner.supports_put_if_absent
-
-    def remove_stale_temporaries(self, older_than: float) -> tuple[int, int]:
-        return self.inner.remove_stale_temporaries(older_than)
 
     def list_sizes(self, prefix: str = "") -> Iterator[tuple[str, int | None]]:
         return self.inner.list_sizes(prefix)

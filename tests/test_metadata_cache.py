@@ -8,6 +8,7 @@ import shutil
 import time
 from pathlib import Path
 
+import pytest
 from kvtools import PASSWORD, init_repo, kvb, kvb_json, write_tree
 from lifecycle_tools import check_kept
 
@@ -169,8 +170,11 @@ def test_a_backup_merges_the_fragments_of_a_group_that_has_many(tmp_path: Path) 
     check_kept(url, {result.snapshot.id: src}, tmp_path)
 
 
-def test_prune_removes_stale_temporary_files_only(tmp_path: Path) -> None:
-    url = str(tmp_path / "repo")
+@pytest.mark.parametrize("scheme", ["", "fsspec::file://"])
+def test_prune_removes_stale_temporary_files_only(tmp_path: Path, scheme: str) -> None:
+    """Both stores that write through ``.tmp-*`` files (the local one, fsspec on a local
+    filesystem): prune removes what verify lists, once it is older than a day."""
+    url = scheme + str(tmp_path / "repo")
     init_repo(url).close()
     old = tmp_path / "repo" / "snapshots" / ".tmp-interrupted"
     old.parent.mkdir(exist_ok=True)

@@ -121,26 +121,6 @@ class LocalDirStore(Store):
                 raise KeyNotFoundError(f"{key}: not found in {self.root}") from None
             raise self._error(op, key, exc) from exc
 
-    def remove_stale_temporaries(self, older_than: float) -> tuple[int, int]:
-        """Remove ``.tmp-*`` files (writes interrupted before their rename) older than
-        ``older_than`` seconds."""
-        import time
-
-        cutoff = time.time() - older_than
-        removed = size = 0
-        for dirpath, _dirs, files in os.walk(self.root):
-            for name in files:
-                if not name.startswith(TEMP_PREFIX):
-                    continue
-                path = os.path.join(dirpath, name)
-                with contextlib.suppress(FileNotFoundError):
-                    st = os.stat(path)
-                    if st.st_mtime < cutoff:
-                        os.unlink(path)
-                        removed += 1
-                        size += st.st_size
-        return removed, size
-
     # -- reads -----------------------------------------------------------------------------
 
     def get(self, key: str) -> bytes:
