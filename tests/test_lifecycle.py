@@ -267,12 +267,14 @@ def test_version_helper_makes_half_used_packs(tmp_path: Path) -> None:
 def test_a_forgotten_whole_id_is_not_found_even_when_a_longer_id_starts_with_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Two backups in one second get ids T and T-2; with T forgotten, "restore T" must not
-    # quietly restore T-2.
+    # Earlier versions gave two backups in one second the ids T and T-2; with T forgotten,
+    # "restore T" must not quietly restore T-2. (New ids all have one length, so none is a
+    # prefix of another: only ids an earlier version wrote can meet this.)
     url = str(tmp_path / "repo")
     repo = init_repo(url)
     src = write_tree(tmp_path / "src", {"f": b"x"})
-    monkeypatch.setattr("kvbackup.ops.backup.timestamp_id", lambda t: "20260101T000000Z")
+    earlier_versions_ids = iter(["20260101T000000Z", "20260101T000000Z-2"])
+    monkeypatch.setattr("kvbackup.ops.backup.new_snapshot_id", lambda t: next(earlier_versions_ids))
     first = repo.backup(src).snapshot.id
     second = repo.backup(src).snapshot.id
     assert (first, second) == ("20260101T000000Z", "20260101T000000Z-2")

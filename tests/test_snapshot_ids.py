@@ -120,3 +120,24 @@ def test_snapshots_named_on_the_command_line_are_ordered_by_time_not_text(
     made = [repo.backup([("n.txt", str(n).encode())]).snapshot.id for n in range(11)]
     chosen = select_snapshots(repo, tuple(reversed(made)), (), ())
     assert [s.id for s in chosen] == made
+
+
+def test_a_forgotten_snapshots_id_is_never_handed_out_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Forget deletes both records of a snapshot; a backup started in the same second must
+    not get the freed id (ids once taken by checking which were free did, and two
+    concurrent backups then reported the same id)."""
+    repo = Repository.init({}, encryption="none")
+    monkeypatch.setattr("kvbackup.ops.backup.time.time", lambda: 1_800_000_000.0)
+    handed_out = []
+    for n in range(20):
+        snap = repo.backup([("n.txt", str(n).encode())]).snapshot
+        handed_out.append(snap.id)
+        repo.forget(snapshots=[snap.id])
+        assert not list(repo.core.store.list("snapshots/"))  # both records gone
+    assert len(set(handed_out)) == len(handed_out)
+    kept = repo.backup([("n.txt", b"kept")]).snapshot.id
+    assert kept not in handed_out
+    repo.restore("latest", tmp_path / "out")
+    assert (tmp_path / "out" / "n.txt").read_bytes() == b"kept"
