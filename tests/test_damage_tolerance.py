@@ -11,6 +11,7 @@ import pytest
 from helpers import assert_same_tree
 from kvtools import init_repo, kvb, kvb_json, open_repo, write_tree
 
+from kvbackup.errors import ExitCode
 from kvbackup.format.layout import snapshot_key
 
 
@@ -40,7 +41,10 @@ def test_a_damaged_snapshot_record_is_reported_and_the_rest_listed(
     repo_url, _src, ids = two_snapshots
     _damage_record(repo_url, ids[0])
     # --no-cache: a copy cached before the damage would (rightly) still be served
-    done = kvb("snapshots", "-r", repo_url, "--json", "--no-cache", cache=tmp_path / "c")
+    # the rest is listed, the damage warned about, and the exit code says the list is not
+    # whole (a script must not read it as a clean repository)
+    done = kvb("snapshots", "-r", repo_url, "--json", "--no-cache", cache=tmp_path / "c",
+               expect=ExitCode.CORRUPT)  # fmt: skip
     import json
 
     listed = {s["id"]: s["state"] for s in json.loads(done.stdout)}
@@ -75,7 +79,8 @@ def test_a_stray_record_under_another_id_does_not_stop_snapshots(
     )
     repo.close()
     # --no-cache: a copy cached before the damage would (rightly) still be served
-    done = kvb("snapshots", "-r", repo_url, "--json", "--no-cache", cache=tmp_path / "c")
+    done = kvb("snapshots", "-r", repo_url, "--json", "--no-cache", cache=tmp_path / "c",
+               expect=ExitCode.CORRUPT)  # fmt: skip
     import json
 
     assert [s["id"] for s in json.loads(done.stdout)] == ids

@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from ..errors import ExitCode
 from ..ops.retention import grouping_key, parse_group_by
 from .common import emit_json, get_repo_options, human_size, json_option, repo_options
 from .selecting import filter_options, get_filter
@@ -40,8 +41,16 @@ def command(as_json: bool, group_by: tuple[str, ...], **kwargs: Any) -> None:
     repo = get_repo_options(kwargs).open()
     try:
         snaps = select.apply(repo.snapshots())
+        damaged = bool(repo.damage)
     finally:
         repo.close()
+    _show(snaps, group_by, as_json)
+    if damaged:  # the rest is listed, the damage warned about: the listing is not whole
+        raise SystemExit(ExitCode.CORRUPT)
+
+
+def _show(snaps: list[Any], group_by: tuple[str, ...], as_json: bool) -> None:
+    """Print ``snaps`` as a table (in sections by ``group_by``) or as JSON."""
 
     def key(s: Any) -> tuple[Any, ...]:
         return grouping_key(group_by, s.host, s.source, s.tags)
@@ -69,10 +78,11 @@ def command(as_json: bool, group_by: tuple[str, ...], **kwargs: Any) -> None:
                 for f, v in zip(group_by, k, strict=True)
             )
             click.echo(("\n" if n else "") + f"== {title}")
-        click.echo(f"{'ID':<20} {'STATE':<10} {'GROUP':<16} {'HOST':<12} {'SIZE':>10}  SOURCE")
+        width = max(20, *(len(s.id) for s in section))  # ids of earlier versions are shorter
+        click.echo(f"{'ID':<{width}} {'STATE':<10} {'GROUP':<16} {'HOST':<12} {'SIZE':>10}  SOURCE")
         for s in section:
             tags = f"  [{','.join(s.tags)}]" if s.tags else ""
             click.echo(
-                f"{s.id:<20} {s.state:<10} {s.group:<16} {s.host[:12]:<12} "
+                f"{s.id:<{width}} {s.state:<10} {s.group:<16} {s.host[:12]:<12} "
                 f"{human_size(s.stats.get('bytes', 0)):>10}  {s.source}{tags}"
             )
