@@ -376,3 +376,29 @@ def test_a_worker_uses_the_clients_store_deadline_not_its_own_environment(
     finally:
         distbackup.forget_run(spec.run_id)
     core.close()
+
+
+def test_a_distributed_backup_stores_again_a_chunk_verify_found_damaged(
+    tmp_path: Path, moto_s3: S3Server, client: Any, small_shards: None
+) -> None:
+    """Workers leave out the copies verify recorded as damaged, as a one-process backup
+    does: the next run stores the chunk again instead of deduplicating to the bad copy."""
+    from kvbackup.format.layout import pack_key
+
+    src = source_tree(tmp_path / "src")
+    _url, repo = new_repo(moto_s3)
+    first = repo.backup(src, executor=client).snapshot
+    index, _ = repo.core.load_index(first.group)
+    (entry,) = [e for e in repo.entries(first.id) if e.path == b"data/part04.bin"]
+    loc = index.get(entry.chunks[0])
+    assert loc is not None
+    key = pack_key(first.group, loc.pack_id)
+    data = bytearray(repo.core.raw_store.get(key))
+    data[loc.offset + loc.length // 2] ^= 0xFF
+    repo.core.raw_store.put(key, bytes(data))
+    assert not repo.verify(use_cache=False).ok  # and records the damaged copy
+    healed = repo.backup(src, executor=client)
+    assert healed.stats.files_read >= 1  # the file with the damaged chunk, read again
+    repo.restore(healed.snapshot.id, tmp_path / "out")
+    assert_same_tree(src, tmp_path / "out")
+    assert repo.verify(use_cache=False).ok  # the damaged copy is avoided, a good one stored

@@ -27,12 +27,14 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from ..core.damage import load_damage_records
 from ..core.locks import RepositoryLock, acquire_backup
 from ..core.progress import Progress, ProgressEvent
 from ..core.repo import RepoCore, open_store
 from ..core.writer import ChunkWriter
 from ..errors import (
     ClusterError,
+    CorruptionError,
     KeyNotFoundError,
     KvbackupError,
     PluginError,
@@ -200,6 +202,7 @@ class _WorkerRun:
     index: GroupIndex
     source: Any
     fragments: set[str] = field(default_factory=set)
+    damage_loaded: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -236,9 +239,15 @@ def _worker_run(spec: RunSpec) -> _WorkerRun:
 
 
 def _refresh_index(run: _WorkerRun, group: str) -> None:
-    """Add the index fragments written since the last look (by any worker) to the index."""
+    """Add the index fragments written since the last look (by any worker) to the index;
+    the first time, leave out the chunk copies verify found damaged (as the client's index
+    does), so that a worker stores those chunks again instead of deduplicating to them."""
     with run.lock:
-        keys = [k for k in run.core.store.list(index_prefix(group)) if k not in run.fragments]
+        listed, damage_keys = run.core.list_index_keys(group)
+        if not run.damage_loaded:
+            run.index.avoid(load_damage_records(run.core, group, damage_keys))
+            run.damage_loaded = True
+        keys = [k for k in listed if k not in run.fragments]
         loaded = run.core.map_parallel(_read_fragment(run.core), keys)
         for key, packs in zip(keys, loaded, strict=True):
             if packs is None:
@@ -254,6 +263,8 @@ def _read_fragment(core: RepoCore) -> Any:
             return core.read_index_fragment(key)
         except KeyNotFoundError:
             return None
+        except CorruptionError:
+            return []  # a damaged fragment: the client reports it; its chunks count as new
 
     return read
 
