@@ -1,5 +1,6 @@
-"""Run ``forget --keep-last 1 --prune`` on a local repository and SIGKILL this process just
-before its Nth write or delete (N < 0: never). Used by ``test_prune_crash.py``."""
+"""Run ``forget --keep-last 1 --prune`` on a repository (a local path or any store URL) and
+SIGKILL this process just before its Nth write or delete (N < 0: never). Used by
+``test_prune_crash.py`` and ``robustness/test_sigkill_prune.py``."""
 
 from __future__ import annotations
 
@@ -9,8 +10,7 @@ import signal
 import sys
 from collections.abc import Iterator
 
-from kvbackup_localdir.store import LocalDirStore
-
+from kvbackup.core.repo import open_store
 from kvbackup.ops.retention import RetentionPolicy
 from kvbackup.repository import Repository
 from kvbackup.store import Store, WrappingStore
@@ -54,7 +54,7 @@ class KillBeforeWrite(WrappingStore):
 
 
 def main(root: str, kill_at: int, password: str) -> None:
-    store = KillBeforeWrite(LocalDirStore(root), kill_at)
+    store = KillBeforeWrite(open_store(root), kill_at)
     with Repository.open(store, password=password) as repo:
         result = repo.forget(RetentionPolicy(last=1), prune=True, max_unused=0.0)
     assert result.prune is not None

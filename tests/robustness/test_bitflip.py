@@ -85,7 +85,7 @@ def _template(base: Path, rng: random.Random, encryption: str) -> tuple[Path, Pa
 
 
 def _verify_exit_code(root: Path, cache: Path, encrypted: bool) -> tuple[int, str]:
-    env = {"KVBACKUP_CACHE_DIR": str(cache), "KVBACKUP_TEST_FAST_KDF": "1"}
+    env = {"KVBACKUP_CACHE_DIR": str(cache)}
     if encrypted:
         env["KVBACKUP_PASSWORD"] = PASSWORD
     done = CliRunner().invoke(cli, ["verify", "--no-cache", "-r", str(root)], env=env)

@@ -19,7 +19,7 @@ from places import PASSWORD, init, open_repo, repository_url
 
 def _env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KVBACKUP_")}
-    env.update(KVBACKUP_PASSWORD=PASSWORD, KVBACKUP_TEST_FAST_KDF="1")
+    env.update(KVBACKUP_PASSWORD=PASSWORD)
     env["KVBACKUP_CACHE_DIR"] = os.environ.get("KVBACKUP_CACHE_DIR", "")
     return env
 
