@@ -166,9 +166,7 @@ def test_distributed_snapshot_equals_the_one_process_backup(
     assert sum(w["files_read"] for w in workers) == spread.stats.files_read
     assert all(w["requests"]["put"] >= 1 for w in workers)
     # the client's own requests (this repository object's, cumulative) plus the workers'
-    assert spread.requests["put"] == client_puts + sum(
-        w["requests"]["put"] for w in workers
-    )
+    assert spread.requests["put"] == client_puts + sum(w["requests"]["put"] for w in workers)
     repo.restore(spread.snapshot.id, tmp_path / "out")
     assert_same_tree(src, tmp_path / "out")
     assert repo.diff(alone.snapshot.id, spread.snapshot.id).changes == []

@@ -113,12 +113,13 @@ def test_snapshots_named_on_the_command_line_are_ordered_by_time_not_text(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from kvbackup.cli.selection import select_snapshots
+    from kvbackup.core.selection import SnapshotFilter
 
     old_ids = iter(["20260101T000000Z", *[f"20260101T000000Z-{n}" for n in range(2, 12)]])
     monkeypatch.setattr("kvbackup.ops.backup.new_snapshot_id", lambda t: next(old_ids))
     repo = Repository.init({}, encryption="none")
     made = [repo.backup([("n.txt", str(n).encode())]).snapshot.id for n in range(11)]
-    chosen = select_snapshots(repo, tuple(reversed(made)), (), ())
+    chosen = select_snapshots(repo, tuple(reversed(made)), SnapshotFilter())
     assert [s.id for s in chosen] == made
 
 
