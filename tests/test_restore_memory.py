@@ -65,4 +65,3 @@ def test_restoring_a_768_mib_file_stays_under_a_fixed_memory_bound(tmp_path: Pat
     # before this bound (48 MiB, 16 MiB spans) peaked at 97 MiB, 29 more than for 32 MiB.
     assert large < 96, f"restoring 768 MiB peaked at {large:.0f} MiB"
     assert large - small < 16, f"peak grew from {small:.0f} to {large:.0f} MiB with the file"
-
