@@ -58,8 +58,8 @@ def fetch_ordered(
     read_span: Callable[[Span[T]], list[tuple[int, T, R]]],
     executor: Executor,
     # A 16 MiB budget keeps a restore's peak below the key derivation's (Argon2id, 64 MiB)
-    # and still has four or more GETs in flight; larger budgets bought no speed, locally or
-    # on S3 (docs/performance.md).
+    # and still has four or more GETs in flight; a larger one bought no speed
+    # (docs/performance.md).
     window_bytes: int = 16 * 1024 * 1024,
     max_span: int = 4 * 1024 * 1024,
     max_gap: int = 256 * 1024,
