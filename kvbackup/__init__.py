@@ -30,11 +30,13 @@ from .errors import (
     RepositoryNotFoundError,
     SnapshotNotFoundError,
     SourceError,
+    SourceNotFoundError,
     StoreError,
     TransientStoreError,
     UnsafePathError,
     UsageError,
 )
+from .excludes import ExcludeRules
 from .format.chunker import ChunkerParams
 from .format.config import RepoConfig
 from .format.keyslots import KeyMaterial
@@ -68,6 +70,7 @@ __all__ = [
     "DiffResult",
     "Difference",
     "Entry",
+    "ExcludeRules",
     "ExitCode",
     "ForgetItem",
     "ForgetResult",
@@ -98,6 +101,7 @@ __all__ = [
     "SnapshotNotFoundError",
     "Source",
     "SourceError",
+    "SourceNotFoundError",
     "Stats",
     "Store",
     "StoreError",
