@@ -30,11 +30,13 @@ from .errors import (
     RepositoryNotFoundError,
     SnapshotNotFoundError,
     SourceError,
+    SourceNotFoundError,
     StoreError,
     TransientStoreError,
     UnsafePathError,
     UsageError,
 )
+from .excludes import ExcludeRules
 from .format.chunker import ChunkerParams
 from .format.config import RepoConfig
 from .format.keyslots import KeyMaterial
@@ -69,6 +71,7 @@ __all__ = [
     "DiffResult",
     "Difference",
     "Entry",
+    "ExcludeRules",
     "ExitCode",
     "ForgetItem",
     "ForgetResult",
@@ -102,6 +105,7 @@ __all__ = [
     "SnapshotNotFoundError",
     "Source",
     "SourceError",
+    "SourceNotFoundError",
     "Stats",
     "Store",
     "StoreError",

@@ -151,3 +151,9 @@ class TargetNotWritableError(KvbackupError):
 class ClusterError(UsageError):
     """A Dask cluster cannot be used as asked: a malformed address, or one that would carry
     the repository key over a plain network not declared trusted."""
+
+
+class SourceNotFoundError(SourceError):
+    """A source path to back up does not exist."""
+
+    exit_code = ExitCode.NOT_FOUND

@@ -21,6 +21,8 @@ from .core.progress import Progress
 from .core.readlock import ReadLocks, reads, reads_lazily
 from .core.repo import CacheChoice, Password, RepoCore
 from .core.selection import SnapshotFilter
+from .errors import UsageError
+from .excludes import ExcludeRules
 from .format.chunker import ChunkerParams
 from .format.config import RepoConfig
 from .format.packs import DEFAULT_PACK_SIZE
@@ -37,6 +39,7 @@ from .ops.mount.tree import DEFAULT_CACHE_BYTES, SnapshotTree
 from .ops.prune import DEFAULT_MAX_UNUSED, PruneResult, run_prune
 from .ops.repair import RepairResult, repair_index, repair_snapshots
 from .ops.restore import RestoreResult, run_restore
+from .ops.restore_url import restore_to_url
 from .ops.retention import RetentionPolicy
 from .ops.stats import Stats, repository_stats, snapshot_stats
 from .ops.verify import DEFAULT_MAX_AGE, VerifyResult, run_verify
@@ -221,16 +224,27 @@ class Repository:
         tags: Iterable[str] = (),
         executor: Any = None,
         trusted_network: bool = False,
+        excludes: ExcludeRules | None = None,
+        exclude: Iterable[str] = (),
+        dry_run: bool = False,
     ) -> BackupResult:
-        """Back ``source`` up (a path, an iterable of (name, content), or anything a source
-        plugin accepts). Incremental unless ``full``; see :func:`kvbackup.ops.backup.run_backup`.
+        """Back ``source`` up: a path, a list of paths (folders and files, each kept under
+        its absolute path), an iterable of (name, content) where content is bytes, a binary
+        file or a callable returning one, or anything a source plugin accepts. Incremental
+        unless ``full``; ``excludes`` (or just ``exclude`` patterns) leave things out;
+        ``dry_run`` only reports what would be read. See :func:`kvbackup.ops.backup.run_backup`.
 
         With ``executor`` (a ``distributed.Client``) the files are read, chunked and stored
         by the cluster's workers and committed here as one snapshot; the key travels with
         the tasks, so a cluster reached over plain TCP beyond loopback is refused unless
         ``trusted_network`` (see ``docs/distributed.md`` and
         :func:`kvbackup.ops.distbackup.run_distributed_backup`)."""
+        if exclude:
+            rules = excludes or ExcludeRules()
+            excludes = ExcludeRules(**{**vars(rules), "patterns": rules.patterns + list(exclude)})
         if executor is not None:
+            if dry_run:
+                raise UsageError("a dry run is not distributed: leave out the executor (--dask)")
             return run_distributed_backup(
                 self.core,
                 source,
@@ -244,6 +258,7 @@ class Repository:
                 progress=progress,
                 host=host,
                 tags=list(tags),
+                excludes=excludes,
             )
         return run_backup(
             self.core,
@@ -256,6 +271,8 @@ class Repository:
             progress=progress,
             host=host,
             tags=list(tags),
+            excludes=excludes,
+            dry_run=dry_run,
         )
 
     @reads("restore")
@@ -268,8 +285,34 @@ class Repository:
         include: Iterable[str] = (),
         exclude: Iterable[str] = (),
         progress: Progress | None = None,
+        overwrite: str = "if-newer",
+        delete: bool = False,
+        dry_run: bool = False,
+        verify: bool = False,
+        target_options: Mapping[str, str] | None = None,
     ) -> RestoreResult:
-        """Restore ``snapshot`` (or the selected paths of it) under ``target``."""
+        """Restore ``snapshot`` (or the selected paths of it) under ``target``.
+
+        ``overwrite`` says what happens to entries already in the target (``always``,
+        ``if-changed``, ``if-newer``, ``never``; see :mod:`kvbackup.ops.overwrite`); ``delete``
+        removes what the target holds (below the selection) that the snapshot does not;
+        ``dry_run`` only reports what would be written and deleted; ``verify`` reads every
+        written file back and checks it against its chunk ids before it takes its name.
+        A ``target`` that is a URL (``s3://bucket/prefix``, ``fsspec::URL``) is written
+        through the source plugin serving it (``target_options`` are its options).
+        """
+        if isinstance(target, str) and ("://" in target or target.startswith("fsspec::")):
+            return restore_to_url(
+                self.core,
+                self.resolve_snapshot(snapshot),
+                target,
+                dict(target_options or {}),
+                paths=list(paths),
+                include=list(include),
+                exclude=list(exclude),
+                progress=progress,
+                verify=verify,
+            )
         return run_restore(
             self.core,
             self.resolve_snapshot(snapshot),
@@ -278,6 +321,10 @@ class Repository:
             include=list(include),
             exclude=list(exclude),
             progress=progress,
+            overwrite_policy=overwrite,
+            delete=delete,
+            dry_run=dry_run,
+            verify=verify,
         )
 
     @reads("verify")

@@ -12,12 +12,17 @@ from .display import display_name
 FILE = "file"
 DIR = "dir"
 SYMLINK = "symlink"
-KINDS = (FILE, DIR, SYMLINK)
+FIFO = "fifo"
+CHARDEV = "chardev"
+BLOCKDEV = "blockdev"
+KINDS = (FILE, DIR, SYMLINK, FIFO, CHARDEV, BLOCKDEV)
+#: Kinds with no content: recreated from their metadata (``rdev`` for devices).
+SPECIAL_KINDS = (FIFO, CHARDEV, BLOCKDEV)
 
 
 @dataclass(slots=True)
 class Entry:
-    """One entry of a source: a file, a directory or a symbolic link.
+    """One entry of a source: a file, a directory, a symbolic link or a special file.
 
     ``path`` is relative to the source root, its components joined by ``b"/"``; the bytes
     are kept exactly, so names that are not valid UTF-8 round-trip. ``chunks`` is filled in
@@ -35,6 +40,19 @@ class Entry:
     gid: int = -1
     target: bytes | None = None
     chunks: list[bytes] = field(default_factory=list)
+    #: Owner and group names, when known (restored by name where the name exists).
+    user: str = ""
+    group: str = ""
+    #: Extended attributes (POSIX ACLs among them), name to value.
+    xattrs: dict[bytes, bytes] | None = None
+    #: For a hard link: the path of the first entry of the snapshot with the same inode.
+    hardlink: bytes | None = None
+    #: The number of hard links to a file (recorded when more than one).
+    nlink: int = 1
+    #: The file has holes; restore writes zero blocks as holes.
+    sparse: bool = False
+    #: Device number of a device node.
+    rdev: int = 0
     handle: Any = None
     #: The file-list line this entry was read from, if any (lets an unchanged entry be
     #: written again without encoding it).
@@ -57,6 +75,11 @@ class Source(ABC):
 
     :attr identity: a stable description of what is backed up ("/home/ann/Documents"):
         an incremental backup joins the latest group of the same host and identity.
+    A source that can also be restored to (the fsspec source) has an ``upload(local_path,
+    path)`` method writing a restored file to ``path`` below its location.
+
+    :attr warnings: optional ``list[str]`` of things worth telling that are not errors (a
+        socket left out); the engine reports them after the scan.
     :attr ordered: ``scan`` yields entries sorted by :meth:`Entry.sort_key`, each directory
         before what it contains; the engine then compares them with the parent snapshot's
         entries in one streaming pass and skips unchanged files without reading them.
@@ -64,6 +87,10 @@ class Source(ABC):
 
     identity: str = ""
     ordered: bool = False
+    #: ``scan`` applies the exclude rules in :attr:`excludes` itself (so an excluded folder
+    #: is never read); otherwise the engine filters what ``scan`` yields.
+    applies_excludes: bool = False
+    excludes: Any = None
 
     @abstractmethod
     def scan(self, on_error: ErrorCallback) -> Iterator[Entry]:

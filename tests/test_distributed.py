@@ -173,6 +173,28 @@ def test_distributed_snapshot_equals_the_one_process_backup(
     assert repo.verify(use_cache=False).ok
 
 
+def test_a_distributed_backup_applies_and_records_the_exclude_rules(
+    tmp_path: Path, moto_s3: S3Server, client: Any
+) -> None:
+    src = source_tree(tmp_path / "src")
+    os.link(src / "big.bin", src / "big-link.bin")
+    _url, repo = new_repo(moto_s3)
+    alone = repo.backup(src, host="alone", exclude=["data/part0[0-4].bin"])
+    spread = repo.backup(src, host="spread", executor=client, exclude=["data/part0[0-4].bin"])
+    names = {os.fsdecode(e.path) for e in repo.entries(spread.snapshot.id)}
+    assert "data/part05.bin" in names and "data/part04.bin" not in names
+    assert names == {os.fsdecode(e.path) for e in repo.entries(alone.snapshot.id)}
+    assert spread.stats.excluded == alone.stats.excluded == 5
+    assert spread.snapshot.excludes == {"patterns": ["data/part0[0-4].bin"]}
+    # each hard link a file of its own (deduplicated), never a link to one a worker may lose
+    link = next(e for e in repo.entries(spread.snapshot.id) if e.path == b"big-link.bin")
+    assert link.hardlink is None and link.size == 400_000
+    repo.restore(spread.snapshot.id, tmp_path / "out")
+    assert (tmp_path / "out" / "big-link.bin").read_bytes() == (src / "big.bin").read_bytes()
+    with pytest.raises(UsageError):
+        repo.backup(src, executor=client, dry_run=True)
+
+
 def test_incremental_distributed_run_reads_only_what_changed(
     tmp_path: Path, moto_s3: S3Server, client: Any, small_shards: None
 ) -> None:

@@ -60,6 +60,6 @@ def test_chunks_interleaved_from_two_packs_still_coalesce() -> None:
 
 def test_a_span_never_exceeds_the_maximum() -> None:
     locs = layout(1, 100, 1 << 20)
-    _, spans = run(list(enumerate(locs)), locs, max_span=8 << 20)
+    _, spans = run(list(enumerate(locs)), locs, max_span=8 << 20, window_bytes=64 << 20)
     assert all(s.size <= 8 << 20 for s in spans)
     assert len(spans) == 13

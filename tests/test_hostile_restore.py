@@ -168,15 +168,20 @@ def test_a_symlink_already_in_the_target_is_not_followed(
     assert "not a directory" in stderr
 
 
+@pytest.mark.parametrize("policy", ["always", "if-newer"])
 def test_a_file_name_that_is_a_symlink_in_the_target_is_not_written_through(
-    world: tuple[Path, Path, Path],
+    world: tuple[Path, Path, Path], policy: str
 ) -> None:
+    """The symlink is replaced (``always``) or left (the default keeps the newer entry),
+    never followed."""
     repo, target, outside = world
     target.mkdir()
     (outside / "victim").write_text("untouched")
     os.symlink(outside / "victim", target / "victim")
-    restore(repo, target, [(b"victim", FILE, b"evil")])
+    craft_snapshot(Repository.open(repo, password=PASSWORD), [(b"victim", FILE, b"evil")])
+    kvbackup("restore", "latest", target, "--overwrite", policy, "--repo", repo)
     assert (outside / "victim").read_text() == "untouched"
+    assert (target / "victim").is_symlink() == (policy != "always")
 
 
 # ------------------------------------------------------------------ crafted entries
@@ -211,6 +216,14 @@ CRAFTED = {
     "unknown kind": line(p="dir/x", t="socket"),
     "link target on a file": line(p="dir/x", l="/etc"),
     "chunk id of the wrong length": line(p="dir/x", c=["abcd"]),
+    "hard link holding a NUL": line(p="dir/x", h="dir/before.txt\u0000x"),
+    "hard link on a folder": line(p="dir/x", t="d", h="dir/before.txt"),
+    "no links at all": line(p="dir/x", n=0),
+    "device number beyond 64 bits": line(p="dir/x", t="c", rd=1 << 70),
+    "owner name as a number": line(p="dir/x", un=5),
+    "sparse as a string": line(p="dir/x", sp="yes"),
+    "xattrs not in pairs": line(p="dir/x", x=[["dXNlci5h"]]),
+    "xattr name not base64": line(p="dir/x", x=[["not base64!", "eA=="]]),
 }
 
 

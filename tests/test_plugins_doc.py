@@ -123,7 +123,9 @@ def test_without_autoload_the_built_ins_are_still_registered(
     monkeypatch.setenv("KVBACKUP_DISABLE_PLUGIN_AUTOLOAD", "1")
     registry = PluginRegistry()
     assert {r.name for r in registry.all("store")} == {"local", "s3", "memory", "fsspec"}
-    assert {r.name for r in registry.all("source")} == {"directory", "iterable"}
+    assert {r.name for r in registry.all("source")} == {
+        "directory", "paths", "iterable", "stdin", "command", "fsspec"
+    }  # fmt: skip
     assert registry.default_transform("compression").name == "zstd"  # type: ignore[union-attr]
     assert registry.default_transform("encryption").name == "chacha20-poly1305"  # type: ignore[union-attr]
     assert PluginRegistry(defaults=False).all("store") == []

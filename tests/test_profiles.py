@@ -141,6 +141,30 @@ def test_backup_with_a_profile_uses_its_sources_tags_and_repository(
         assert repo.snapshots()[-1].tags == ["manual"]
 
 
+def test_a_profiles_exclude_patterns_leave_things_out_of_its_backups(
+    tmp_path: Path, three_repos: dict[str, Path], config: Path
+) -> None:
+    config.write_text(config.read_text().replace(
+        'keep_daily = 7\n', 'keep_daily = 7\nexclude = ["*.tmp", "cache/", "!keep.tmp"]\n'
+    ))  # fmt: skip
+    home = tmp_path / "home"
+    write_tree(home, {"x.tmp": b"x", "keep.tmp": b"k", "cache/c": b"c", "sub/y.tmp": b"y"})
+    env = env_for(tmp_path, three_repos)
+    run("-p", "home", "backup", "-q", env=env)
+    with Repository.open(three_repos["profile"], password=PROFILE_PASSWORD) as repo:
+        latest = repo.snapshots()[-1]
+        assert sorted(os.fsdecode(e.path) for e in repo.entries(latest)) == [
+            "a.txt", "keep.tmp", "sub", "sub/b.txt"
+        ]  # fmt: skip
+        assert latest.excludes is not None
+        assert latest.excludes["patterns"] == ["*.tmp", "cache/", "!keep.tmp"]
+    # a flag wins over the profile, as for every other setting
+    run("-p", "home", "backup", "-q", "--exclude", "sub/", env=env)
+    with Repository.open(three_repos["profile"], password=PROFILE_PASSWORD) as repo:
+        paths = sorted(os.fsdecode(e.path) for e in repo.entries(repo.snapshots()[-1]))
+        assert paths == ["a.txt", "cache", "cache/c", "keep.tmp", "x.tmp"]
+
+
 def test_config_option_and_a_private_file_may_hold_the_password(
     tmp_path: Path, three_repos: dict[str, Path]
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from typing import Any
 
 import click
@@ -23,10 +24,11 @@ from .common import (
     running,
     warn,
 )
+from .sourceopts import exclude_options, exclude_rules, source_selection_options, source_spec
 
 
 @click.command("backup")
-@click.argument("source", required=False, type=click.Path(exists=True, file_okay=False))
+@click.argument("sources", nargs=-1)
 @repo_options
 @click.option("--full", is_flag=True, help="Start a new group: upload everything afresh.")
 @click.option("--rehash", is_flag=True, help="Read every file, even those that look unchanged.")
@@ -39,6 +41,9 @@ from .common import (
     metavar="KEY=VALUE",
     help="An option for the source plugin (repeatable; see `kvbackup plugins`).",
 )
+@source_selection_options
+@exclude_options
+@click.option("--dry-run", "-n", is_flag=True, help="Say what would be read; store nothing.")
 @click.option(
     "--compression",
     default=None,
@@ -62,11 +67,12 @@ from .common import (
 @json_option
 @json_progress_option
 def command(
-    source: str,
+    sources: tuple[str, ...],
     full: bool,
     rehash: bool,
     source_type: str | None,
     source_options: dict[str, str],
+    dry_run: bool,
     compression: str | None,
     tags: tuple[str, ...],
     dask_address: str | None,
@@ -75,16 +81,24 @@ def command(
     as_json: bool,
     **kwargs: Any,
 ) -> None:
-    """Back SOURCE up. Incremental unless --full; exits 3 if some files were unreadable.
+    """Back SOURCE... up: folders and files (each kept under its own path when there are
+    several), '-' for standard input, the output of a command (--stdin-from-command -- CMD
+    ARGS), or anything a source plugin takes (--source-type). Incremental unless --full;
+    exits 3 if some files were unreadable or changed while read.
 
     \b
     Example:
       kvbackup backup ~/Documents --repo /mnt/usb/backups --tag daily
+      kvbackup backup ~/src ~/.bashrc --exclude-caches --exclude '*.o'
     """
 
-    if source is None:
+    if not (sources or kwargs["files_from"] or kwargs["files_from_verbatim"]):
         run_profile_sources(click.get_current_context())
         return
+    if dask_address and dry_run:
+        raise click.UsageError("--dry-run does not go with --dask (a dry run reads nothing)")
+    spec, source_type, source_options = source_spec(sources, source_type, source_options, kwargs)
+    excludes = exclude_rules(kwargs)
     opts = get_repo_options(kwargs)
     try:
         repo = opts.open()
@@ -100,9 +114,11 @@ def command(
     cluster: Any = contextlib.nullcontext()
     if dask_address:
         cluster = dask_client(dask_address, dask_trusted_network)
-    with cluster as executor, running(repo, not (quiet or as_json), scan=source) as progress:
+    scan = spec if isinstance(spec, str) and os.path.isdir(spec) and not dry_run else None
+    show = not (quiet or as_json or dry_run)
+    with cluster as executor, running(repo, show, scan=scan) as progress:
         result = repo.backup(
-            source,
+            spec,
             full=full,
             rehash=rehash,
             source_type=source_type,
@@ -112,11 +128,24 @@ def command(
             tags=tags,
             executor=executor,
             trusted_network=dask_trusted_network,
+            excludes=excludes,
+            dry_run=dry_run,
         )
     for path, error in result.skipped:
         warn(f"{display_name(path)}: skipped: {error}")
+    for message in result.warnings:
+        warn(message)
     if as_json:
         emit_json(result.as_dict())
+    elif dry_run:
+        s = result.stats
+        for path in result.would_read:
+            click.echo(f"would read {display_name(path)}")
+        click.echo(
+            f"dry run: {s.files} files ({s.files_read} to read, {human_size(s.bytes_read)}; "
+            f"{s.files_unchanged} unchanged), {s.dirs} dirs, {s.symlinks} symlinks, "
+            f"{s.excluded} excluded; nothing stored"
+        )
     elif not quiet:
         for message in result.messages:
             click.echo(message)
@@ -131,6 +160,7 @@ def command(
         click.echo(
             f"  files: {s.files} ({s.files_read} read, {s.files_unchanged} unchanged), "
             f"{s.dirs} dirs, {s.symlinks} symlinks, {human_size(s.bytes)}"
+            + (f", {s.excluded} excluded" if s.excluded else "")
         )
         click.echo(
             f"  new: {s.chunks_new} chunks, {human_size(s.bytes_new)} "
@@ -156,7 +186,7 @@ def run_profile_sources(ctx: click.Context) -> None:
     worst = 0
     for one in sources:
         try:
-            ctx.invoke(command, **{**ctx.params, "source": one})
+            ctx.invoke(command, **{**ctx.params, "sources": (one,)})
         except SystemExit as exc:
             worst = max(worst, int(exc.code or 0))
     if worst:

@@ -14,8 +14,15 @@ from ..errors import PathNotFoundError
 from .common import emit_json, get_repo_options, json_option, repo_options
 from .selecting import filter_options, get_filter
 
-_TYPE = {"file": "-", "dir": "d", "symlink": "l"}
-_TYPE_BITS = {"file": stat.S_IFREG, "dir": stat.S_IFDIR, "symlink": stat.S_IFLNK}
+_TYPE = {"file": "-", "dir": "d", "symlink": "l", "fifo": "p", "chardev": "c", "blockdev": "b"}
+_TYPE_BITS = {
+    "file": stat.S_IFREG,
+    "dir": stat.S_IFDIR,
+    "symlink": stat.S_IFLNK,
+    "fifo": stat.S_IFIFO,
+    "chardev": stat.S_IFCHR,
+    "blockdev": stat.S_IFBLK,
+}
 
 
 @click.command("ls")

@@ -57,8 +57,11 @@ def fetch_ordered(
     locate: Callable[[bytes], BlobLocation | None],
     read_span: Callable[[Span[T]], list[tuple[int, T, R]]],
     executor: Executor,
-    window_bytes: int = 48 * 1024 * 1024,
-    max_span: int = 16 * 1024 * 1024,
+    # A 16 MiB budget keeps a restore's peak below the key derivation's (Argon2id, 64 MiB)
+    # and still has four or more GETs in flight; a larger one bought no speed
+    # (docs/performance.md).
+    window_bytes: int = 16 * 1024 * 1024,
+    max_span: int = 4 * 1024 * 1024,
     max_gap: int = 256 * 1024,
     max_open: int = 1024,
 ) -> Iterator[tuple[T, R]]:

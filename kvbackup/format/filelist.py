@@ -14,10 +14,10 @@ from typing import Any, Generic, TypeVar
 
 from ..display import display_name
 from ..errors import CorruptionError
-from ..sources import DIR, FILE, SYMLINK, Entry
+from ..sources import BLOCKDEV, CHARDEV, DIR, FIFO, FILE, SYMLINK, Entry
 from .chunker import ID_BYTES, METADATA_CHUNKS, Chunker
 
-_KIND_CODES = {FILE: "f", DIR: "d", SYMLINK: "l"}
+_KIND_CODES = {FILE: "f", DIR: "d", SYMLINK: "l", FIFO: "p", CHARDEV: "c", BLOCKDEV: "b"}
 _CODE_KINDS = {v: k for k, v in _KIND_CODES.items()}
 _FLUSH_AT = 1 << 20
 R = TypeVar("R")
@@ -54,13 +54,30 @@ def encode_entry(entry: Entry) -> bytes:
     if entry.uid >= 0:
         record["u"] = entry.uid
         record["g"] = entry.gid
+    if entry.user:
+        record["un"] = entry.user
+    if entry.group:
+        record["gn"] = entry.group
     if entry.kind == FILE:
         record["s"] = entry.size
         record["ct"] = entry.ctime_ns
         record["i"] = entry.inode
         record["c"] = [c.hex() for c in entry.chunks]
+        if entry.nlink > 1:
+            record["n"] = entry.nlink
+        if entry.hardlink is not None:
+            _put_bytes(record, "h", entry.hardlink)
+        if entry.sparse:
+            record["sp"] = True
     elif entry.kind == SYMLINK and entry.target is not None:
         _put_bytes(record, "l", entry.target)
+    elif entry.kind in (CHARDEV, BLOCKDEV):
+        record["rd"] = entry.rdev
+    if entry.xattrs:
+        record["x"] = [
+            [base64.b64encode(k).decode(), base64.b64encode(v).decode()]
+            for k, v in sorted(entry.xattrs.items())
+        ]
     return json.dumps(record, separators=(",", ":")).encode() + b"\n"
 
 
@@ -109,6 +126,8 @@ def _reason(exc: BaseException) -> str:
 MAX_PATH_BYTES = 64 * 1024
 MAX_TARGET_BYTES = 64 * 1024
 MAX_LINE_BYTES = 128 * 1024 * 1024  # ~2 million chunk ids: a file of terabytes
+MAX_NAME_CHARS = 256  # owner and group names
+MAX_XATTR_BYTES = 16 * 1024 * 1024  # all of one entry's extended attributes together
 _INT64 = (-(1 << 63), (1 << 63) - 1)
 _FIELD_RANGES = {
     "mode": (0, 0o7777),
@@ -118,6 +137,8 @@ _FIELD_RANGES = {
     "inode": (0, (1 << 64) - 1),
     "uid": (-1, (1 << 32) - 2),
     "gid": (-1, (1 << 32) - 2),
+    "nlink": (1, (1 << 32) - 1),
+    "rdev": (0, (1 << 64) - 1),
 }
 
 
@@ -146,9 +167,13 @@ def validate_entry(entry: Entry) -> Entry:
         raise ValueError(f"a link target on a {entry.kind}")
     if entry.chunks and entry.kind != FILE:
         raise ValueError(f"chunks on a {entry.kind}")
-    if entry.kind == FILE and entry.size and not entry.chunks:
+    if entry.kind == FILE and entry.size and not entry.chunks and entry.hardlink is None:
         # restored, it would be an empty file standing in for one of ``size`` bytes
         raise ValueError(f"a file of {entry.size} bytes that lists no chunks")
+    if entry.hardlink is not None:
+        link = entry.hardlink
+        if entry.kind != FILE or not link or b"\0" in link or len(link) > MAX_PATH_BYTES:
+            raise ValueError("hard link empty, too long, holding a NUL byte or not on a file")
     return entry
 
 
@@ -184,6 +209,13 @@ def _entry(record: dict[str, Any], line: bytes) -> Entry:
         target=_get_bytes(record, "l"),
         chunks=chunks,
         line=line,
+        user=_str(record, "un"),
+        group=_str(record, "gn"),
+        xattrs=_xattrs(record.get("x")),
+        hardlink=_get_bytes(record, "h"),
+        nlink=_int(record, "n", 1),
+        sparse=_bool(record, "sp"),
+        rdev=_int(record, "rd", 0),
     )
     try:
         return validate_entry(entry)
@@ -191,6 +223,37 @@ def _entry(record: dict[str, Any], line: bytes) -> Entry:
         if len(path) > MAX_PATH_BYTES:
             raise
         raise ValueError(f"{display_name(path)}: {exc}") from None  # name the entry
+
+
+def _str(record: dict[str, Any], key: str) -> str:
+    value = record.get(key, "")
+    if not isinstance(value, str) or len(value) > MAX_NAME_CHARS or "\0" in value:
+        raise ValueError(f"field {key!r} is not a name")
+    return value
+
+
+def _bool(record: dict[str, Any], key: str) -> bool:
+    value = record.get(key, False)
+    if type(value) is not bool:
+        raise ValueError(f"field {key!r} is not true or false")
+    return value
+
+
+def _xattrs(pairs: Any) -> dict[bytes, bytes] | None:
+    if not pairs:
+        return None
+    if not isinstance(pairs, list) or not all(
+        isinstance(p, list) and len(p) == 2 and all(isinstance(x, str) for x in p) for p in pairs
+    ):
+        raise ValueError("field 'x' is not a list of [name, value] pairs")
+    xattrs = {
+        base64.b64decode(k, validate=True): base64.b64decode(v, validate=True) for k, v in pairs
+    }
+    if sum(len(k) + len(v) for k, v in xattrs.items()) > MAX_XATTR_BYTES:
+        raise ValueError("extended attributes too large")
+    if any(not k or b"\0" in k for k in xattrs):
+        raise ValueError("an extended attribute name empty or holding a NUL byte")
+    return xattrs
 
 
 class FileListWriter(Generic[R]):

@@ -61,6 +61,8 @@ class Snapshot:
     #: Set on a copy (``kvbackup copy``): the repository id and snapshot id it was copied
     #: from, carried over when a copy is copied again. Absent on a snapshot made by backup.
     original: dict[str, str] | None = None
+    #: The exclude rules the backup applied (:meth:`kvbackup.excludes.ExcludeRules.to_json`).
+    excludes: dict[str, Any] | None = None
 
     @property
     def complete(self) -> bool:
@@ -71,8 +73,9 @@ class Snapshot:
         data = asdict(self)
         data["time"] = format_time(self.time)
         data["end_time"] = format_time(self.end_time) if self.end_time else None
-        if data["original"] is None:
-            del data["original"]  # records without it stay readable by older versions
+        for added in ("original", "excludes"):  # fields newer than the first release
+            if data[added] is None:
+                del data[added]  # records without them stay readable by older versions
         return data
 
     @classmethod

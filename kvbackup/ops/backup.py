@@ -23,14 +23,15 @@ from ..core.locks import RepositoryLock, acquire_backup
 from ..core.progress import Progress, ProgressEvent
 from ..core.repo import RepoCore
 from ..core.writer import ChunkRef, ChunkWriter, WriteStats
-from ..errors import KvbackupError
+from ..errors import KvbackupError, SourceError
+from ..excludes import ExcludeMatcher, ExcludeRules
 from ..format.chunker import Chunker
 from ..format.envelope import ObjectType
 from ..format.filelist import FileListWriter
 from ..format.index import GroupIndex
 from ..format.layout import snapshot_key
 from ..format.snapshots import COMPLETE, Snapshot, new_snapshot_id, utc_time
-from ..sources import DIR, FILE, KINDS, Entry, Source, check_relative_path
+from ..sources import DIR, FILE, KINDS, SYMLINK, Entry, Source, check_relative_path
 
 MAX_SKIPPED_RECORDED = 1000
 
@@ -47,6 +48,9 @@ class BackupStats(WriteStats):
     bytes_read: int = 0
     files_unchanged: int = 0
     skipped: int = 0
+    excluded: int = 0
+    special: int = 0
+    hardlinks: int = 0
     resumed_packs: int = 0
     resumed_chunks: int = 0
 
@@ -63,6 +67,10 @@ class BackupResult:
     seconds: float = 0.0
     #: A distributed run's shards, workers (bytes, chunks, requests each) and duplicates.
     distributed: dict[str, Any] | None = None
+    warnings: list[str] = field(default_factory=list)
+    dry_run: bool = False
+    #: With ``dry_run``: the files that would be read (at most 10000 listed).
+    would_read: list[str] = field(default_factory=list)
 
     @property
     def partial(self) -> bool:
@@ -78,6 +86,9 @@ class BackupResult:
             "skipped": [{"path": p, "error": e} for p, e in self.skipped],
             "requests": self.requests,
             "messages": self.messages,
+            "warnings": self.warnings,
+            "dry_run": self.dry_run,
+            "would_read": self.would_read,
             "seconds": round(self.seconds, 3),
         } | ({"distributed": self.distributed} if self.distributed is not None else {})
 
@@ -144,6 +155,10 @@ def _same_line(entry: Entry, previous: Entry | None) -> bytes | None:
         or previous.uid != entry.uid
         or previous.gid != entry.gid
         or previous.target != entry.target
+        or previous.user != entry.user
+        or previous.group != entry.group
+        or previous.xattrs != entry.xattrs
+        or previous.rdev != entry.rdev
     ):
         return None
     if entry.kind == FILE and (
@@ -151,6 +166,9 @@ def _same_line(entry: Entry, previous: Entry | None) -> bytes | None:
         or previous.ctime_ns != entry.ctime_ns
         or previous.inode != entry.inode
         or previous.chunks != entry.chunks
+        or previous.hardlink != entry.hardlink
+        or previous.nlink != entry.nlink
+        or previous.sparse != entry.sparse
     ):
         return None
     return previous.line
@@ -180,6 +198,8 @@ def run_backup(
     progress: Progress | None = None,
     host: str | None = None,
     tags: list[str] | None = None,
+    excludes: ExcludeRules | None = None,
+    dry_run: bool = False,
 ) -> BackupResult:
     """Back up ``spec`` into ``repo``; see :meth:`Repository.backup`."""
     started = time.time()
@@ -201,6 +221,8 @@ def run_backup(
             host=host,
             tags=tags,
             lock=lock,
+            excludes=excludes,
+            dry_run=dry_run,
         )
     finally:
         if lock is not None:
@@ -221,10 +243,16 @@ def _run(
     host: str | None,
     tags: list[str] | None,
     lock: RepositoryLock,
+    excludes: ExcludeRules | None = None,
+    dry_run: bool = False,
 ) -> BackupResult:
     # Checked first: a bad --compression must not leave an incomplete snapshot behind.
     codec = repo.make_codec(_chain_with(repo, compression)) if compression else repo.codec
-    begun = begin_snapshot(repo, source, source_kind, started, full, host, tags)
+    matcher = ExcludeMatcher(excludes) if excludes is not None and not excludes.empty else None
+    if dry_run:
+        planned = plan_snapshot(repo, source, source_kind, started, full, host, tags, excludes)
+        return _dry_run(repo, source, planned, rehash, matcher, started)
+    begun = begin_snapshot(repo, source, source_kind, started, full, host, tags, excludes)
     snap, parent, resumes, index = begun.snap, begun.parent, begun.resumes, begun.index
     stats = BackupStats(resumed_packs=begun.resumed_packs)
     writer = ChunkWriter(repo, snap.group, index, codec, repo.config.pack_size, stats=stats)
@@ -236,6 +264,8 @@ def _run(
     parents = None
     if parent is not None and source.ordered and not rehash:
         parents = repo.iter_entries(parent, index)
+    # Hard links: the chunks of the first entry of each linked inode, for the others.
+    leaders: dict[bytes, tuple[Entry, list[ChunkRef] | None]] = {}
     chunker = Chunker(repo.config.chunker)
     filelist: FileListWriter[ChunkRef] = FileListWriter(
         lambda data: writer.add(ObjectType.METADATA, data)
@@ -255,25 +285,34 @@ def _run(
 
     last_report = 0.0
     try:
-        for entry, previous in _pair_with_parent(
-            _checked(source.scan(on_error), on_error), parents
-        ):
+        for entry, previous in _pair_with_parent(_scan(source, matcher, on_error), parents):
             refs = None
             if entry.kind == FILE:
-                if not rehash and _unchanged(entry, previous, index):
+                leader = leaders.get(entry.hardlink) if entry.hardlink is not None else None
+                if leader is not None:
+                    entry.size, entry.chunks = leader[0].size, leader[0].chunks
+                    refs = leader[1]
+                    stats.hardlinks += 1
+                elif not rehash and _unchanged(entry, previous, index):
                     assert previous is not None
                     entry.chunks = previous.chunks
+                    entry.hardlink = None
                     stats.files_unchanged += 1
                 else:
+                    entry.hardlink = None  # its first link was not backed up: it leads now
                     refs = _read_file(source, entry, chunker, writer, stats, on_error)
                     if refs is None:
                         continue
+                if entry.nlink > 1 and entry.hardlink is None:
+                    leaders[entry.path] = (entry, refs)
                 stats.files += 1
                 stats.bytes += entry.size
             elif entry.kind == DIR:
                 stats.dirs += 1
-            else:
+            elif entry.kind == SYMLINK:
                 stats.symlinks += 1
+            else:
+                stats.special += 1
             waiting.append((entry, refs, _same_line(entry, previous)))
             settle()
             if progress and time.monotonic() - last_report > 0.2:
@@ -295,9 +334,16 @@ def _run(
     except BaseException:
         writer.abort()
         raise
+    stats.excluded = matcher.excluded if matcher is not None else 0
     messages = commit_snapshot(repo, snap, index, stats, skipped, resumes, lock)
     return BackupResult(
-        snap, stats, skipped, repo.counts.as_dict(), messages, time.time() - started
+        snap,
+        stats,
+        skipped,
+        repo.counts.as_dict(),
+        messages,
+        time.time() - started,
+        warnings=list(getattr(source, "warnings", None) or []),
     )
 
 
@@ -320,8 +366,25 @@ def begin_snapshot(
     full: bool,
     host: str | None,
     tags: list[str] | None,
+    excludes: ExcludeRules | None = None,
 ) -> StartedSnapshot:
     """Choose the group and parent, load the group's index and write the ``.open`` record."""
+    planned = plan_snapshot(repo, source, source_kind, started, full, host, tags, excludes)
+    _open_snapshot(repo, planned.snap)
+    return planned
+
+
+def plan_snapshot(
+    repo: RepoCore,
+    source: Source,
+    source_kind: str,
+    started: float,
+    full: bool,
+    host: str | None,
+    tags: list[str] | None,
+    excludes: ExcludeRules | None = None,
+) -> StartedSnapshot:
+    """Choose the group and parent and load the group's index; nothing is written."""
     host = host or socket.gethostname()
     history = [s for s in repo.snapshots() if s.host == host and s.source == source.identity]
     parent: Snapshot | None = None
@@ -347,6 +410,7 @@ def begin_snapshot(
         resumes=resumes.id if resumes else None,
         full=parent is None and resumes is None,
         tags=tags or [],
+        excludes=excludes.to_json() if excludes is not None and not excludes.empty else None,
     )
     if group in {s.group for s in history}:
         # Packs no index names exist only if a backup of this group was interrupted (its
@@ -354,7 +418,6 @@ def begin_snapshot(
         index, resumed_packs = repo.load_index(group, recover=resumes is not None)
     else:
         index, resumed_packs = GroupIndex(), 0
-    _open_snapshot(repo, snap)
     return StartedSnapshot(snap, index, resumed_packs, parent, resumes)
 
 
@@ -396,6 +459,73 @@ def commit_snapshot(
     return messages
 
 
+def _scan(
+    source: Source, matcher: ExcludeMatcher | None, on_error: Callable[[bytes, Exception], None]
+) -> Iterator[Entry]:
+    """The source's entries, sound and not excluded."""
+    if matcher is not None and source.applies_excludes:
+        source.excludes = matcher
+    entries = _checked(source.scan(on_error), on_error)
+    if matcher is not None and not source.applies_excludes:
+        entries = matcher.filter(entries)
+    return entries
+
+
+def _dry_run(
+    repo: RepoCore,
+    source: Source,
+    planned: StartedSnapshot,
+    rehash: bool,
+    matcher: ExcludeMatcher | None,
+    started: float,
+) -> BackupResult:
+    """What a backup would read, found by scanning and comparing with the parent; nothing
+    is read or written."""
+    snap, index, parent = planned.snap, planned.index, planned.parent
+    stats = BackupStats()
+    skipped: list[tuple[str, str]] = []
+    would_read: list[str] = []
+
+    def on_error(path: bytes, exc: Exception) -> None:
+        skipped.append((_display(path), _describe_error(exc)))
+
+    parents = None
+    if parent is not None and source.ordered and not rehash:
+        parents = repo.iter_entries(parent, index)
+    for entry, previous in _pair_with_parent(_scan(source, matcher, on_error), parents):
+        if entry.kind == FILE:
+            stats.files += 1
+            stats.bytes += max(entry.size, 0)
+            if entry.hardlink is not None:
+                stats.hardlinks += 1
+            elif not rehash and _unchanged(entry, previous, index):
+                stats.files_unchanged += 1
+            else:
+                stats.files_read += 1
+                stats.bytes_read += max(entry.size, 0)
+                if len(would_read) < 10_000:
+                    would_read.append(_display(entry.path))
+        elif entry.kind == DIR:
+            stats.dirs += 1
+        elif entry.kind == SYMLINK:
+            stats.symlinks += 1
+        else:
+            stats.special += 1
+    stats.skipped = len(skipped)
+    stats.excluded = matcher.excluded if matcher is not None else 0
+    return BackupResult(
+        snap,
+        stats,
+        skipped,
+        repo.counts.as_dict(),
+        [],
+        time.time() - started,
+        warnings=list(getattr(source, "warnings", None) or []),
+        dry_run=True,
+        would_read=would_read,
+    )
+
+
 def _read_file(
     source: Source,
     entry: Entry,
@@ -415,6 +545,14 @@ def _read_file(
     except OSError as exc:
         on_error(entry.path, exc)
         return None
+    if entry.size >= 0 and size != entry.size:
+        on_error(
+            entry.path,
+            SourceError(
+                f"changed size while being read: {entry.size} bytes when listed, "
+                f"{size} read (the {size} bytes read are stored)"
+            ),
+        )
     entry.size = size
     stats.files_read += 1
     stats.bytes_read += size

@@ -9,7 +9,7 @@ from ..core.repo import RepoCore
 from ..errors import CorruptionError, KvbackupError, PathNotFoundError
 from ..format.index import GroupIndex
 from ..format.snapshots import Snapshot
-from ..sources import DIR, FILE
+from ..sources import DIR, FILE, SYMLINK
 
 
 def cat_file(repo: RepoCore, snapshot: Snapshot, path: str | bytes) -> Iterator[bytes]:
@@ -25,7 +25,8 @@ def cat_file(repo: RepoCore, snapshot: Snapshot, path: str | bytes) -> Iterator[
         if entry.path != wanted:
             continue
         if entry.kind != FILE:
-            what = "a directory" if entry.kind == DIR else "a symbolic link"
+            names = {DIR: "a directory", SYMLINK: "a symbolic link"}
+            what = names.get(entry.kind, "a " + entry.kind)
             raise PathNotFoundError(f"{os.fsdecode(wanted)}: is {what}, not a file")
         return _stream(repo, snapshot, index, entry.chunks, os.fsdecode(wanted))
     raise PathNotFoundError(f"{os.fsdecode(wanted)}: not in snapshot {snapshot.id}")

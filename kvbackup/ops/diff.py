@@ -17,7 +17,7 @@ from typing import Any
 from ..core.repo import RepoCore
 from ..format.index import GroupIndex
 from ..format.snapshots import Snapshot
-from ..sources import FILE, SYMLINK, Entry
+from ..sources import FILE, SPECIAL_KINDS, SYMLINK, Entry
 
 ADDED = "added"
 REMOVED = "removed"
@@ -28,7 +28,8 @@ METADATA = "metadata"
 @dataclass
 class Change:
     """One entry that differs. ``fields`` names what differs for ``modified`` and
-    ``metadata`` changes: ``type``, ``content``, ``target``, ``mode``, ``mtime``, ``owner``."""
+    ``metadata`` changes: ``type``, ``content``, ``target``, ``device``, ``mode``,
+    ``mtime``, ``owner``, ``xattrs``, ``hardlink``, ``sparse``."""
 
     path: str
     change: str
@@ -140,13 +141,21 @@ def compare_entries(a: Entry, b: Entry) -> Change | None:
         fields.append("content")
     elif a.kind == SYMLINK and a.target != b.target:
         fields.append("target")
+    elif a.kind in SPECIAL_KINDS and a.rdev != b.rdev:
+        fields.append("device")
     if a.mode != b.mode:
         fields.append("mode")
     if a.mtime_ns != b.mtime_ns:
         fields.append("mtime")
-    if (a.uid, a.gid) != (b.uid, b.gid):
+    if (a.uid, a.gid, a.user, a.group) != (b.uid, b.gid, b.user, b.group):
         fields.append("owner")
+    if (a.xattrs or {}) != (b.xattrs or {}):
+        fields.append("xattrs")
+    if a.hardlink != b.hardlink:
+        fields.append("hardlink")
+    if a.kind == FILE and b.kind == FILE and a.sparse != b.sparse:
+        fields.append("sparse")
     if not fields:
         return None
-    kind = MODIFIED if {"type", "content", "target"} & set(fields) else METADATA
+    kind = MODIFIED if {"type", "content", "target", "device"} & set(fields) else METADATA
     return Change(os.fsdecode(b.path), kind, b.kind, _size(a), _size(b), fields)

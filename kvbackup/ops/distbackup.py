@@ -41,6 +41,7 @@ from ..errors import (
     SourceError,
     UsageError,
 )
+from ..excludes import ExcludeMatcher, ExcludeRules
 from ..format.chunker import Chunker
 from ..format.config import RepoConfig
 from ..format.envelope import ObjectType
@@ -55,12 +56,12 @@ from .backup import (
     BackupResult,
     BackupStats,
     _chain_with,
-    _checked,
     _describe_error,
     _display,
     _pair_with_parent,
     _read_file,
     _same_line,
+    _scan,
     _unchanged,
     begin_snapshot,
     commit_snapshot,
@@ -371,6 +372,7 @@ def run_distributed_backup(
     progress: Progress | None = None,
     host: str | None = None,
     tags: list[str] | None = None,
+    excludes: ExcludeRules | None = None,
 ) -> BackupResult:
     """Back ``spec`` up with the workers of the Dask ``client``; see the module docstring."""
     started = time.time()
@@ -397,7 +399,7 @@ def run_distributed_backup(
             repo, source, source_kind, spec, client, workers, started,
             full=full, rehash=rehash, source_type=source_type,
             source_options=dict(source_options or {}), chain=chain,
-            progress=progress, host=host, tags=tags, lock=lock,
+            progress=progress, host=host, tags=tags, lock=lock, excludes=excludes,
         )  # fmt: skip
     finally:
         if lock is not None:
@@ -423,8 +425,9 @@ def _run(
     host: str | None,
     tags: list[str] | None,
     lock: RepositoryLock,
+    excludes: ExcludeRules | None = None,
 ) -> BackupResult:
-    begun = begin_snapshot(repo, source, source_kind, started, full, host, tags)
+    begun = begin_snapshot(repo, source, source_kind, started, full, host, tags, excludes)
     snap, parent, resumes, index = begun.snap, begun.parent, begun.resumes, begun.index
     stats = BackupStats(resumed_packs=begun.resumed_packs)
     fragments_before = set(repo.store.list(index_prefix(snap.group)))
@@ -439,8 +442,12 @@ def _run(
         parents = repo.iter_entries(parent, index)
     items: list[tuple[Entry, bytes | None]] = []
     to_read: list[int] = []
-    for entry, previous in _pair_with_parent(_checked(source.scan(on_error), on_error), parents):
+    matcher = ExcludeMatcher(excludes) if excludes is not None and not excludes.empty else None
+    for entry, previous in _pair_with_parent(_scan(source, matcher, on_error), parents):
         if entry.kind == FILE:
+            # Workers read files apart, so each hard link is stored as a file of its own
+            # (its chunks deduplicated), never as a link to one a worker may fail to read.
+            entry.hardlink = None
             if not rehash and _unchanged(entry, previous, index):
                 assert previous is not None
                 entry.chunks = previous.chunks
@@ -549,6 +556,7 @@ def _run(
     if len(snap.filelist) != len(list_refs):
         raise KvbackupError("internal error: a file-list chunk has no id")
     skipped.sort()
+    stats.excluded = matcher.excluded if matcher is not None else 0
     messages = commit_snapshot(repo, snap, index, stats, skipped, resumes, lock)
     duplicates = _count_duplicates(repo, snap.group, fragments_before, indexed_before)
     requests = repo.counts.as_dict()

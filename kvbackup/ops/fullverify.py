@@ -1,5 +1,6 @@
 """Full verification: restore a snapshot into a temporary folder and compare it with the
-source on disk, entry by entry (type, content, mode, mtime, symlink target).
+source on disk, entry by entry (type, content, mode, mtime, symlink target, device number,
+owner, extended attributes, hard links, holes).
 
 Restoring for real checks what a user depends on, the whole way back: the store, every
 transform, the file list and the restore itself. See ``docs/verify.md``.
@@ -18,14 +19,29 @@ from typing import Any
 from ..core.progress import Progress
 from ..core.repo import RepoCore
 from ..errors import SnapshotNotFoundError, SourceError
+from ..excludes import ExcludeMatcher, ExcludeRules
 from ..format.snapshots import Snapshot
+from ..metadata import AS_ROOT, UNPRIVILEGED_XATTRS, is_sparse, read_xattrs
 from ..trees import remove_tree
 from .restore import run_restore
 
 _BLOCK = 1024 * 1024
 
 #: Kinds of difference, in the order a difference is looked for.
-KINDS = ("only-in-source", "only-in-snapshot", "type", "content", "target", "mode", "mtime")
+KINDS = (
+    "only-in-source",
+    "only-in-snapshot",
+    "type",
+    "content",
+    "target",
+    "device",
+    "mode",
+    "mtime",
+    "owner",
+    "xattrs",
+    "hardlink",
+    "sparse",
+)
 
 
 @dataclass
@@ -99,9 +115,18 @@ def run_verify_full(
         for path, error in outcome.errors:
             unreadable.add(os.fsencode(path))
             result.damaged.append(Difference(path, "damaged", error))
-        for diff in compare_trees(os.fsencode(restored), os.fsencode(root), unreadable):
+        # What the backup's exclude rules left out of the snapshot is not a difference.
+        rules = ExcludeMatcher(ExcludeRules.from_json(snap.excludes)) if snap.excludes else None
+        for diff in compare_trees(os.fsencode(restored), os.fsencode(root), unreadable, rules):
             result.differences.append(diff)
-        result.entries = outcome.files + outcome.dirs + outcome.symlinks + len(outcome.errors)
+        result.entries = (
+            outcome.files
+            + outcome.dirs
+            + outcome.symlinks
+            + outcome.hardlinks
+            + outcome.special
+            + len(outcome.errors)
+        )
     finally:
         remove_tree(workdir)
     after = repo.counts.as_dict()
@@ -111,12 +136,17 @@ def run_verify_full(
 
 
 def compare_trees(
-    restored: bytes, source: bytes, skip: set[bytes] | frozenset[bytes] = frozenset()
+    restored: bytes,
+    source: bytes,
+    skip: set[bytes] | frozenset[bytes] = frozenset(),
+    excludes: ExcludeMatcher | None = None,
 ) -> Iterator[Difference]:
     """Every difference between the tree ``restored`` and the tree ``source``, in path
-    order; relative paths in ``skip`` are not compared."""
+    order; relative paths in ``skip``, and what ``excludes`` leaves out of the source, are
+    not compared."""
+    links: _Links = ({}, {})
     # A stack of folder comparisons, not recursion: deep trees are compared like any other.
-    stack = [_compare_dir(restored, source, b"", skip)]
+    stack = [_compare_dir(restored, source, b"", skip, links, excludes)]
     while stack:
         item = next(stack[-1], None)
         if item is None:
@@ -124,7 +154,16 @@ def compare_trees(
         elif isinstance(item, Difference):
             yield item
         else:
-            stack.append(_compare_dir(*item, skip))
+            stack.append(_compare_dir(*item, skip, links, excludes))
+
+
+def _excluded(excludes: ExcludeMatcher, path: bytes, abspath: bytes, st: os.stat_result) -> bool:
+    is_dir = stat.S_ISDIR(st.st_mode)
+    return (
+        excludes.excludes_path(path, is_dir)
+        or (is_dir and excludes.excludes_dir_content(abspath))
+        or (stat.S_ISREG(st.st_mode) and excludes.excludes_size(st.st_size))
+    )
 
 
 def _listing(path: bytes) -> dict[bytes, os.stat_result]:
@@ -139,16 +178,72 @@ def _kind(st: os.stat_result) -> str:
         return "symlink"
     if stat.S_ISREG(st.st_mode):
         return "file"
+    if stat.S_ISFIFO(st.st_mode):
+        return "fifo"
+    if stat.S_ISCHR(st.st_mode):
+        return "chardev"
+    if stat.S_ISBLK(st.st_mode):
+        return "blockdev"
     return "other"
 
 
+#: Per side, the first path met of each hard-linked inode.
+_Links = tuple[dict[int, bytes], dict[int, bytes]]
+
+
+def _metadata_differences(
+    shown: str, path: bytes, a_path: bytes, a: os.stat_result, b_path: bytes, b: os.stat_result,
+    links: _Links,
+) -> Iterator[Difference]:  # fmt: skip
+    """Differences beyond content, mode and mtime: owner, xattrs, hard links, holes."""
+    kind = _kind(a)
+    if kind in ("chardev", "blockdev") and a.st_rdev != b.st_rdev:
+        yield Difference(shown, "device", f"snapshot {a.st_rdev:#x}, source {b.st_rdev:#x}")
+    if AS_ROOT and (a.st_uid, a.st_gid) != (b.st_uid, b.st_gid):
+        yield Difference(
+            shown, "owner", f"snapshot {a.st_uid}:{a.st_gid}, source {b.st_uid}:{b.st_gid}"
+        )
+    if kind != "symlink":
+        xa, xb = read_xattrs(a_path) or {}, read_xattrs(b_path) or {}
+        if not AS_ROOT:
+            xb = {k: v for k, v in xb.items() if k.startswith(UNPRIVILEGED_XATTRS)}
+        if xa != xb:
+            names = sorted(os.fsdecode(n) for n in set(xa) ^ set(xb)) or ["values differ"]
+            yield Difference(shown, "xattrs", ", ".join(names))
+    if kind == "file":
+        leader_a = links[0].setdefault(a.st_ino, path) if a.st_nlink > 1 else path
+        leader_b = links[1].setdefault(b.st_ino, path) if b.st_nlink > 1 else path
+        if leader_a != leader_b:
+            yield Difference(
+                shown,
+                "hardlink",
+                f"snapshot: linked to {os.fsdecode(leader_a)}, "
+                f"source: linked to {os.fsdecode(leader_b)}",
+            )
+        if is_sparse(b_path, b) and not is_sparse(a_path, a):
+            yield Difference(shown, "sparse", "the source has holes, the restored file none")
+
+
 def _compare_dir(
-    restored: bytes, source: bytes, rel: bytes, skip: set[bytes] | frozenset[bytes]
+    restored: bytes,
+    source: bytes,
+    rel: bytes,
+    skip: set[bytes] | frozenset[bytes],
+    links: _Links,
+    excludes: ExcludeMatcher | None = None,
 ) -> Iterator[Difference | tuple[bytes, bytes, bytes]]:
     """The differences in one folder, in name order, and (restored, source, relative path)
     for each subfolder to compare next."""
     ours = _listing(restored)
-    theirs = {n: st for n, st in _listing(source).items() if _kind(st) != "other"}
+    theirs = {
+        n: st
+        for n, st in _listing(source).items()
+        if _kind(st) != "other"
+        and not (
+            excludes is not None
+            and _excluded(excludes, rel + b"/" + n if rel else n, os.path.join(source, n), st)
+        )
+    }
     for name in sorted(ours.keys() | theirs.keys()):
         path = rel + b"/" + name if rel else name
         if path in skip:
@@ -186,6 +281,7 @@ def _compare_dir(
             yield Difference(
                 shown, "mtime", f"snapshot {_when(a.st_mtime_ns)}, source {_when(b.st_mtime_ns)}"
             )
+        yield from _metadata_differences(shown, path, a_path, a, b_path, b, links)
         if ka == "dir":
             yield a_path, b_path, path
 

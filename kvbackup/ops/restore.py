@@ -3,37 +3,37 @@
 Every entry name is checked before anything is written: no empty, ``.`` or ``..``
 component, and no directory on the way that is a symlink (symlinks are created last, and
 any found in the target beforehand are not followed), so a hostile repository cannot make
-kvbackup write outside the target. Damaged chunks spoil only the files that use them: the
-rest is restored and the damage reported.
+kvbackup write outside the target. Files are written to a temporary name and renamed into
+place when complete (:mod:`kvbackup.ops.restore_target`); an entry that already exists is
+handled by the overwrite policy (:mod:`kvbackup.ops.overwrite`). Damaged chunks spoil only the
+files that use them: the rest is restored, the damage reported, and a file already at a
+damaged file's path is left as it was.
 """
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import fnmatch
 import os
 import stat
-import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.progress import Progress, ProgressEvent
 from ..core.repo import RepoCore
 from ..display import display_name
-from ..errors import (
-    CorruptionError,
-    KvbackupError,
-    PathNotFoundError,
-    TargetNotWritableError,
-    UnsafePathError,
-)
+from ..errors import KvbackupError, PathNotFoundError, TargetNotWritableError, UnsafePathError
 from ..format.snapshots import Snapshot
-from ..sources import DIR, FILE, SYMLINK, Entry, check_relative_path
+from ..metadata import AS_ROOT, apply_metadata
+from ..sources import BLOCKDEV, CHARDEV, DIR, FIFO, FILE, SPECIAL_KINDS, SYMLINK, Entry
+from ..trees import remove_tree
+from . import overwrite
+from .restore_target import FileWriter, RestoreTarget, is_temp_name
 
-_OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+#: At most this many paths are listed in a result (kept, deleted, planned); all are counted.
+MAX_LISTED = 10_000
 #: Errors that no other file of the restore would escape: the restore stops at once.
 _TARGET_FAILED = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
 #: Errors that are the target's alone (exit code 19 when they are all there is); any other
@@ -43,14 +43,27 @@ _TARGET_REFUSED = {errno.EACCES, errno.EPERM}
 
 @dataclass
 class RestoreResult:
-    """What was restored, and what could not be."""
+    """What was restored, what was left as it was, and what could not be restored.
+
+    ``kept`` lists entries the overwrite policy protected (path, reason); ``unchanged``
+    counts entries the target already held; ``deleted`` lists what ``delete`` removed;
+    ``planned`` is what a dry run would do, as (action, path) pairs.
+    """
 
     snapshot: Snapshot
     files: int = 0
     dirs: int = 0
     symlinks: int = 0
+    hardlinks: int = 0
+    special: int = 0
     bytes: int = 0
+    unchanged: int = 0
+    dry_run: bool = False
+    kept: list[tuple[str, str]] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    planned: list[tuple[str, str]] = field(default_factory=list)
     errors: list[tuple[str, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     #: How many of ``errors`` are the target's (permission denied), not the repository's.
     target_errors: int = 0
     requests: dict[str, int] = field(default_factory=dict)
@@ -62,8 +75,16 @@ class RestoreResult:
             "files": self.files,
             "dirs": self.dirs,
             "symlinks": self.symlinks,
+            "hardlinks": self.hardlinks,
+            "special": self.special,
             "bytes": self.bytes,
+            "unchanged": self.unchanged,
+            "dry_run": self.dry_run,
+            "kept": [{"path": p, "reason": r} for p, r in self.kept],
+            "deleted": self.deleted,
+            "planned": [{"action": a, "path": p} for a, p in self.planned],
             "errors": [{"path": p, "error": e} for p, e in self.errors],
+            "warnings": self.warnings,
             "requests": self.requests,
             "seconds": round(self.seconds, 3),
         }
@@ -82,12 +103,14 @@ class Selection:
     def everything(self) -> bool:
         return not (self.paths or self.include or self.exclude)
 
-    def wants(self, path: bytes) -> bool:
+    def wants(self, path: bytes, record: bool = True) -> bool:
         if self.paths:
             hit = False
             for i, p in enumerate(self.paths):
                 if path == p or path.startswith(p + b"/"):
-                    self.matched[i] = hit = True
+                    hit = True
+                    if record:
+                        self.matched[i] = True
             if not hit:
                 return False
         text = os.fsdecode(path)
@@ -112,88 +135,6 @@ def _glob(path: str, pattern: str) -> bool:
     return any(fnmatch.fnmatchcase(part, pattern) for part in path.split("/"))
 
 
-class _Target:
-    """Safe creation of paths below the target root."""
-
-    def __init__(self, root: str | os.PathLike[str]):
-        self.root = os.fsencode(os.path.realpath(os.fspath(root)))
-        try:
-            os.makedirs(self.root, exist_ok=True)
-            os.close(os.open(self.root, os.O_RDONLY | os.O_DIRECTORY))
-            with tempfile.NamedTemporaryFile(dir=self.root, prefix=b".kvbackup-probe-"):
-                pass
-        except OSError as exc:
-            raise TargetNotWritableError(
-                f"{display_name(self.root)}: restore target not writable: {exc.strerror or exc}"
-            ) from None
-        self._safe_dirs: set[bytes] = {b""}
-
-    def path(self, rel: bytes) -> bytes:
-        try:
-            check_relative_path(rel)
-        except ValueError:
-            raise UnsafePathError(
-                f'refusing entry "{display_name(rel)}": its name would escape the restore target'
-            ) from None
-        return os.path.join(self.root, rel)
-
-    def parent_dir(self, rel: bytes) -> None:
-        """Make sure the parent of ``rel`` is a real directory inside the root."""
-        missing = []  # the ancestors not yet checked, nearest first (no recursion: deep trees)
-        parent = rel.rpartition(b"/")[0]
-        while parent not in self._safe_dirs:
-            missing.append(parent)
-            parent = parent.rpartition(b"/")[0]
-        for parent in reversed(missing):
-            full = os.path.join(self.root, parent)
-            try:
-                st = os.lstat(full)
-            except FileNotFoundError:
-                os.mkdir(full, 0o700)
-                st = os.lstat(full)
-            if not stat.S_ISDIR(st.st_mode):
-                raise UnsafePathError(
-                    f'refusing entry "{display_name(rel)}": "{display_name(parent)}" is not a '
-                    "directory"
-                )
-            self._safe_dirs.add(parent)
-
-    def mkdir(self, rel: bytes) -> None:
-        full = self.path(rel)
-        self.parent_dir(rel)
-        try:
-            os.mkdir(full, 0o700)
-        except FileExistsError:
-            if not stat.S_ISDIR(os.lstat(full).st_mode):
-                raise UnsafePathError(
-                    f"{display_name(rel)}: exists and is not a directory"
-                ) from None
-        self._safe_dirs.add(rel)
-
-
-_AS_ROOT = os.geteuid() == 0
-_OWNER = (os.geteuid(), os.getegid())
-
-
-def _apply_metadata(path: bytes, entry: Entry, is_link: bool = False) -> None:
-    """Owner (as root), mode and mtime of ``entry`` onto ``path``, not following links."""
-    if _AS_ROOT and entry.uid >= 0 and (entry.uid, entry.gid) != _OWNER:
-        with contextlib.suppress(OSError):
-            os.lchown(path, entry.uid, entry.gid)
-    if not is_link:
-        os.chmod(path, stat.S_IMODE(entry.mode))
-    os.utime(path, ns=(entry.mtime_ns, entry.mtime_ns), follow_symlinks=not is_link)
-
-
-def _apply_metadata_fd(fd: int, entry: Entry) -> None:
-    """The same, through an open file: no path is looked up again."""
-    if _AS_ROOT and entry.uid >= 0 and (entry.uid, entry.gid) != _OWNER:
-        with contextlib.suppress(OSError):
-            os.fchown(fd, entry.uid, entry.gid)
-    os.fchmod(fd, stat.S_IMODE(entry.mode))
-    os.utime(fd, ns=(entry.mtime_ns, entry.mtime_ns))
-
-
 def run_restore(
     repo: RepoCore,
     snapshot: Snapshot,
@@ -203,15 +144,23 @@ def run_restore(
     include: list[str] | None = None,
     exclude: list[str] | None = None,
     progress: Progress | None = None,
+    overwrite_policy: str = overwrite.DEFAULT,
+    delete: bool = False,
+    dry_run: bool = False,
+    verify: bool = False,
 ) -> RestoreResult:
     """Restore ``snapshot`` under ``target``; see :meth:`Repository.restore`."""
+    overwrite.check_policy(overwrite_policy)
     started = time.time()
-    result = RestoreResult(snapshot)
+    result = RestoreResult(snapshot, dry_run=dry_run)
     selection = Selection(paths or [], include or [], exclude or [])
-    out = _Target(target)
+    out = RestoreTarget(target, dry_run=dry_run)
     index, _ = repo.load_index(snapshot.group)
     dirs: list[Entry] = []
-    links: list[Entry] = []
+    deferred: list[Entry] = []  # symlinks, hard links and special files: made last
+    present: set[bytes] | None = set() if delete else None
+    restored: set[bytes] = set()  # hard-linked files now at their path with their content
+    linked: set[bytes] = set()  # hard-linked files selected, the others linked to them
 
     def fail(entry: Entry | bytes, exc: Exception) -> None:
         path = entry.path if isinstance(entry, Entry) else entry
@@ -224,6 +173,39 @@ def run_restore(
             result.errors.append((display_name(path), reason))
             return
         result.errors.append((display_name(path), str(exc)))
+
+    def plan(action: str, path: bytes) -> None:
+        if len(result.planned) < MAX_LISTED:
+            result.planned.append((action, display_name(path)))
+
+    def decide(entry: Entry) -> bool:
+        """Apply the overwrite policy; ``True`` if the entry is to be written."""
+        decision, why = overwrite.decide(overwrite_policy, entry, out.path(entry.path))
+        if decision == overwrite.UNCHANGED:
+            result.unchanged += 1
+            if entry.kind == FILE and entry.nlink > 1:
+                restored.add(entry.path)
+            return False
+        if decision == overwrite.KEEP:
+            if entry.path in out.snapshot_dirs:
+                raise UnsafePathError(
+                    f"{display_name(entry.path)}: a {entry.kind} in the snapshot where it also "
+                    "has a directory"
+                )
+            if len(result.kept) < MAX_LISTED:
+                result.kept.append((display_name(entry.path), why))
+            return False
+        if dry_run:
+            plan("hardlink" if entry.hardlink else entry.kind, entry.path)
+            if entry.kind == FILE and entry.nlink > 1:
+                restored.add(entry.path)
+            return False
+        return True
+
+    def file_done(entry: Entry) -> None:
+        if entry.nlink > 1:
+            restored.add(entry.path)
+        result.files += 1
 
     def chunks_to_fetch() -> Iterator[tuple[tuple[Entry, int], bytes]]:
         def damaged_list(cid: bytes, exc: KvbackupError) -> None:
@@ -241,24 +223,33 @@ def run_restore(
         for entry in repo.iter_entries(snapshot, index, on_damage=damaged_list):
             if not (selection.everything or selection.wants(entry.path)):
                 continue
+            if present is not None:
+                _add_with_parents(present, entry.path)
             try:
                 if entry.kind == DIR:
-                    out.mkdir(entry.path)
+                    if out.mkdir(entry.path) and dry_run:
+                        plan(DIR, entry.path)
                     dirs.append(entry)
-                elif entry.kind == SYMLINK:
-                    out.path(entry.path)
-                    links.append(entry)
-                elif entry.kind == FILE:
+                elif entry.kind == FILE and entry.hardlink not in linked:
+                    entry.hardlink = None  # its first path is not restored: write its bytes
+                    if entry.nlink > 1:
+                        linked.add(entry.path)
                     out.path(entry.path)
                     out.parent_dir(entry.path)
-                    if not entry.chunks:  # (one claiming bytes is refused when read)
-                        _write_empty(out, entry, result)
+                    if not decide(entry):
+                        continue
+                    if not entry.chunks:
+                        writer.write_empty(entry)
                     for i, cid in enumerate(entry.chunks):
                         yield (entry, i), cid
+                else:
+                    out.path(entry.path)
+                    deferred.append(entry)
             except (OSError, KvbackupError) as exc:
                 fail(entry, exc)
 
-    writer = _FileWriter(out, result, fail)
+    verifier = (lambda data, cid: repo.hasher(data) == cid) if verify else None
+    writer = FileWriter(out, fail, file_done, verifier)
     last_report = 0.0
     try:
         for (entry, i), data in repo.fetch_chunks(snapshot.group, index, chunks_to_fetch()):
@@ -267,118 +258,136 @@ def run_restore(
                 last_report = time.monotonic()
                 progress(
                     ProgressEvent(
-                        "restore", result.files, result.bytes, result.bytes, os.fsdecode(entry.path)
+                        "restore",
+                        result.files,
+                        writer.bytes,
+                        writer.bytes,
+                        display_name(entry.path),
                     )
                 )
-    finally:
         writer.close()
-    for entry in links:
+    except BaseException:
+        writer.abort()
+        raise
+    result.bytes = writer.bytes
+    for entry in deferred:
         try:
             out.parent_dir(entry.path)
-            full = out.path(entry.path)
-            if os.path.lexists(full):
-                os.unlink(full)
-            os.symlink(entry.target or b"", full)
-            _apply_metadata(full, entry, is_link=True)
-            result.symlinks += 1
+            _restore_deferred(entry, out, result, restored, decide)
         except (OSError, KvbackupError, ValueError, OverflowError) as exc:
             fail(entry, exc)
     for entry in reversed(dirs):
         try:
-            _apply_metadata(out.path(entry.path), entry)
+            if not dry_run:
+                apply_metadata(out.path(entry.path), entry)
             result.dirs += 1
         except (OSError, KvbackupError, ValueError, OverflowError) as exc:
             fail(entry, exc)
     for path, hit in zip(selection.paths, selection.matched, strict=False):
         if not hit:
             raise PathNotFoundError(f"{display_name(path)}: not in snapshot {snapshot.id}")
+    if present is not None:
+        _delete_extra(out, selection, present, result)
     result.requests = repo.counts.as_dict()
     result.seconds = time.time() - started
     return result
 
 
-def _write_empty(out: _Target, entry: Entry, result: RestoreResult) -> None:
-    fd = os.open(out.path(entry.path), _OPEN_FLAGS, 0o600)
-    try:
-        _apply_metadata_fd(fd, entry)
-    finally:
-        os.close(fd)
-    result.files += 1
-
-
-class _FileWriter:
-    """Writes fetched chunks into their files, in order, one file open at a time.
-
-    A file is kept only if it received every chunk, in order, and has the size the file
-    list records; otherwise it is removed and reported, never left with wrong bytes.
-    """
-
-    def __init__(self, out: _Target, result: RestoreResult, fail: Any):
-        self.out, self.result, self.fail = out, result, fail
-        self.entry: Entry | None = None
-        self.fd = -1
-        self.damaged = False
-        self.next_chunk = 0
-        self.written = 0
-
-    def write(self, entry: Entry, i: int, data: bytes | KvbackupError) -> None:
-        if i == 0:
-            self._finish()
-            self.entry, self.damaged, self.next_chunk, self.written = entry, False, 0, 0
-            try:
-                self.fd = os.open(self.out.path(entry.path), _OPEN_FLAGS, 0o600)
-            except OSError as exc:
-                self.fail(entry, exc)
-                self.damaged = True
-        if self.damaged:
+def _restore_deferred(
+    entry: Entry,
+    out: RestoreTarget,
+    result: RestoreResult,
+    restored: set[bytes],
+    decide: Callable[[Entry], bool],
+) -> None:
+    """A symlink, a hard link or a special file (made after every file is written)."""
+    if entry.kind == FILE:  # a hard link to an earlier entry
+        assert entry.hardlink is not None
+        if entry.hardlink not in restored:
+            if len(result.kept) < MAX_LISTED:
+                reason = f"a hard link to {display_name(entry.hardlink)}, which was not restored"
+                result.kept.append((display_name(entry.path), reason))
             return
-        if entry is not self.entry or i != self.next_chunk:
-            raise RuntimeError(
-                f"restore: chunk {i} of {display_name(entry.path)} arrived out of order"
-            )
-        self.next_chunk += 1
-        if isinstance(data, KvbackupError):
-            self.fail(entry, data)
-            self.damaged = True
-            return
-        view = memoryview(data)
+        if decide(entry):
+            out.hardlink(entry.hardlink, entry)
+            result.hardlinks += 1
+            restored.add(entry.path)
+        return
+    if entry.kind in SPECIAL_KINDS and entry.kind != FIFO and not AS_ROOT:
+        result.warnings.append(
+            f"{display_name(entry.path)}: a {entry.kind} node is recreated only as root"
+        )
+        return
+    if not decide(entry):
+        return
+    if entry.kind == SYMLINK:
+        out.symlink(entry)
+        result.symlinks += 1
+    elif entry.kind in SPECIAL_KINDS:
+        kind = {FIFO: stat.S_IFIFO, CHARDEV: stat.S_IFCHR, BLOCKDEV: stat.S_IFBLK}[entry.kind]
+        temp = out.temp_path(entry.path)
+        os.mknod(temp, kind | 0o600, entry.rdev)
         try:
-            while view:
-                view = view[os.write(self.fd, view) :]
+            apply_metadata(temp, entry)
+            out.replace(temp, entry.path)
+        except BaseException:
+            os.unlink(temp)
+            raise
+        result.special += 1
+
+
+def _add_with_parents(paths: set[bytes], path: bytes) -> None:
+    while path and path not in paths:
+        paths.add(path)
+        path = path.rpartition(b"/")[0]
+
+
+def _delete_extra(
+    out: RestoreTarget, selection: Selection, present: set[bytes], result: RestoreResult
+) -> None:
+    """Remove what the target holds below the selection that the snapshot does not have.
+
+    The walk is iterative and never follows a symlink; a folder that is not in the snapshot
+    is removed whole. The target root itself is never removed.
+    """
+    stack: list[bytes] = [b""]
+    while stack:
+        rel = stack.pop()
+        try:
+            with os.scandir(os.path.join(out.root, rel)) as it:
+                children = sorted((c.name, c.is_dir(follow_symlinks=False)) for c in it)
         except OSError as exc:
-            self.damaged = True
-            self.fail(entry, exc)  # a full disk stops the restore here
-            return
-        self.written += len(data)
-        self.result.bytes += len(data)
-
-    def _finish(self) -> None:
-        entry, self.entry = self.entry, None
-        if entry is None:
-            return
-        fd, self.fd = self.fd, -1
-        if not self.damaged and (
-            self.next_chunk != len(entry.chunks) or self.written != entry.size
-        ):
-            self.fail(
-                entry,
-                CorruptionError(
-                    f"restored {self.written} bytes in {self.next_chunk} chunks, the file list "
-                    f"says {entry.size} bytes in {len(entry.chunks)} chunks"
-                ),
-            )
-            self.damaged = True
-        if not self.damaged:
+            result.errors.append((display_name(rel or b"."), f"cannot list for --delete: {exc}"))
+            continue
+        for name, is_dir in children:
+            path = rel + b"/" + name if rel else name
+            if path in present:
+                if is_dir:
+                    stack.append(path)
+                continue
+            if not (
+                selection.everything
+                or selection.wants(path, record=False)
+                or (is_dir and selection.is_ancestor(path))
+            ):
+                continue
+            if is_dir and selection.is_ancestor(path):
+                stack.append(path)
+                continue
+            if is_temp_name(name) and out.dry_run:
+                continue
+            if len(result.deleted) < MAX_LISTED:
+                result.deleted.append(display_name(path))
+            if out.dry_run:
+                result.planned.append(("delete", display_name(path)))
+                continue
+            full = os.path.join(out.root, path)
             try:
-                _apply_metadata_fd(fd, entry)
-                self.result.files += 1
+                if is_dir:
+                    remove_tree(full)  # any depth; what it cannot remove it leaves
+                    if os.path.lexists(full):
+                        raise OSError(errno.ENOTEMPTY, "not everything below it could be removed")
+                else:
+                    os.unlink(full)
             except OSError as exc:
-                self.fail(entry, exc)
-        if fd >= 0:
-            os.close(fd)
-        if self.damaged and fd >= 0:
-            with contextlib.suppress(OSError):
-                os.unlink(self.out.path(entry.path))  # never leave a partial file behind
-
-    def close(self) -> None:
-        self._finish()
+                result.errors.append((display_name(path), f"cannot delete: {exc.strerror or exc}"))

@@ -1,4 +1,5 @@
-"""The ``fsspec`` store: any fsspec filesystem URL (``gcs://``, ``az://``, ``sftp://``...).
+"""The ``fsspec`` store and source: any fsspec filesystem URL (``gcs://``, ``az://``,
+``sftp://``...).
 
 It serves every scheme no other store claims (``"*"``, lowest priority). Prefix a URL with
 ``fsspec::`` to choose it explicitly: ``fsspec::s3://bucket/prefix`` goes through s3fs,
@@ -8,12 +9,13 @@ storage options. See ``docs/stores.md``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kvbackup import hookimpl
 
 if TYPE_CHECKING:
-    from kvbackup.hookspecs import RegisterStore
+    from kvbackup.hookspecs import RegisterSource, RegisterStore
+    from kvbackup.sources import Source
     from kvbackup.store import Store
 
 #: URL prefix that selects this store explicitly.
@@ -57,3 +59,25 @@ def _factory(url: str, options: dict[str, str]) -> Store:
     from .store import FsspecStore  # fsspec and its backends load only when used
 
     return FsspecStore.from_url(url, options)
+
+
+def _accepts_source(spec: Any) -> bool:
+    return isinstance(spec, str) and (spec.startswith(PREFIX) or "://" in spec)
+
+
+def _source_factory(spec: Any, options: dict[str, str]) -> Source:
+    from .source import FsspecSource
+
+    return FsspecSource(str(spec), options)
+
+
+@hookimpl
+def kvbackup_register_sources(register: RegisterSource) -> None:
+    register(
+        "fsspec",
+        _source_factory,
+        accepts=_accepts_source,
+        priority=-5,  # a fallback for URLs: a source plugin for a scheme of its own wins
+        description="objects below any fsspec URL (s3://bucket/prefix, gcs://..., fsspec::URL); "
+        "source options are fsspec storage options",
+    )
