@@ -18,6 +18,7 @@ import pytest
 from helpers import assert_same_tree, cli_env, kvbackup, make_tree
 from kvtools import PASSWORD, SMALL_CHUNKS
 from s3servers import S3Server
+from stores.countingproxy import CountingProxy
 
 from kvbackup import Repository
 from kvbackup.core.locks import list_locks
@@ -212,6 +213,75 @@ def test_incremental_distributed_run_reads_only_what_changed(
     assert sum(w["files_read"] for w in workers) == 2
     repo.restore("latest", tmp_path / "out")
     assert_same_tree(src, tmp_path / "out")
+
+
+def lake_objects(count: int = 36) -> dict[str, bytes]:
+    """A few dozen objects of 20-150 KB (about 3 MB) in a few "folders", one a copy."""
+    objects = {
+        f"lake/d{i % 4}/obj{i:02d}.bin": os.urandom(20_000 + (i * 3_700) % 130_000)
+        for i in range(count)
+    }
+    objects["lake/d0/copy.bin"] = objects["lake/d1/obj01.bin"]
+    return objects
+
+
+def put_objects(server: S3Server, bucket: str, objects: dict[str, bytes]) -> None:
+    for key, body in objects.items():
+        server.client().put_object(Bucket=bucket, Key=key, Body=body)
+
+
+def test_an_fsspec_source_on_one_s3_server_backed_up_into_the_other(
+    tmp_path: Path, moto_s3: S3Server, rclone_s3: S3Server, client: Any, small_shards: None
+) -> None:
+    """Objects on the rclone server, read by the workers through the fsspec source (options
+    sent with the run, through a proxy that counts requests), into a repository on moto: the
+    snapshot equals the one-process backup's and restores the objects' bytes; an incremental
+    run downloads only the objects that changed (same size new ETag, or new size)."""
+    bucket = rclone_s3.new_bucket()
+    objects = lake_objects()
+    put_objects(rclone_s3, bucket, objects)
+    _url, repo = new_repo(moto_s3)
+    with CountingProxy(rclone_s3.endpoint) as proxy:
+        url = f"s3://{bucket}/lake"
+        options = {
+            "endpoint_url": proxy.endpoint,
+            "key": rclone_s3.access_key,
+            "secret": rclone_s3.secret_key,
+        }
+        alone = repo.backup(url, source_options=options, host="alone")
+        proxy.requests.clear()
+        spread = repo.backup(url, source_options=options, host="spread", executor=client)
+        info = spread.distributed
+        assert info is not None and info["shards"] >= 3 and len(info["workers"]) == 2
+        assert spread.stats.files_read == len(objects)
+        assert sum(w["files_read"] for w in info["workers"].values()) == len(objects)
+        fetched = {p.split("/", 2)[2] for p in proxy.object_gets()}
+        assert fetched == set(objects)  # by the workers: this process only listed
+        assert listing(repo, spread.snapshot.id) == listing(repo, alone.snapshot.id)
+        assert spread.snapshot.filelist == alone.snapshot.filelist
+        assert spread.stats.chunks_deduplicated > 0  # the copy
+        repo.restore(spread.snapshot.id, tmp_path / "out")
+        restored = {
+            "lake/" + p.relative_to(tmp_path / "out").as_posix(): p.read_bytes()
+            for p in (tmp_path / "out").rglob("*")
+            if p.is_file()
+        }
+        assert restored == objects
+
+        same_size = "lake/d2/obj06.bin"
+        changed = {same_size: os.urandom(len(objects[same_size])), "lake/d3/obj07.bin": b"new"}
+        put_objects(rclone_s3, bucket, changed)
+        proxy.requests.clear()
+        second = repo.backup(url, source_options=options, host="spread", executor=client)
+        assert second.snapshot.parent == spread.snapshot.id
+        assert second.stats.files_read == 2
+        assert second.stats.files_unchanged == len(objects) - 2
+        assert {p.split("/", 2)[2] for p in proxy.object_gets()} == set(changed)
+    objects.update(changed)
+    repo.restore(second.snapshot.id, tmp_path / "again")
+    for key, body in objects.items():
+        assert (tmp_path / "again" / key.removeprefix("lake/")).read_bytes() == body
+    assert repo.verify(use_cache=False).ok
 
 
 def install_death_after_a_stored_unindexed_pack(marker: str) -> None:

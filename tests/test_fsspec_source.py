@@ -7,40 +7,14 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 from helpers import cli_env, kvbackup
 from s3servers import S3Server
-from stores.faultproxy import FaultProxy
+from stores.countingproxy import CountingProxy
 
 from kvbackup.errors import ExitCode
-
-
-class CountingProxy(FaultProxy):
-    """A proxy that injects nothing and records every request (method, path)."""
-
-    def __init__(self, upstream: str):
-        self.requests: list[tuple[str, str]] = []
-        super().__init__(upstream)
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        base = super()._handler()
-        proxy = self
-
-        class Counting(base):  # type: ignore[valid-type,misc]
-            def _relay(self) -> None:
-                proxy.requests.append((self.command, self.path))
-                super()._relay()
-
-            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _relay
-
-        return Counting
-
-    def object_gets(self) -> list[str]:
-        """GETs of object bodies (not listings)."""
-        return [p for m, p in self.requests if m == "GET" and "?" not in p]
 
 
 @pytest.fixture(params=["moto", "rclone"])

@@ -103,10 +103,14 @@ class FaultProxy:
                 finally:
                     upstream.close()
                 self.send_response(response.status, response.reason)
+                # A HEAD answer has no body but the length of the one a GET would get.
+                dropped: tuple[str, ...] = ("transfer-encoding", "connection")
+                if self.command != "HEAD":
+                    dropped += ("content-length",)
+                    self.send_header("Content-Length", str(len(data)))
                 for name, value in response.getheaders():
-                    if name.lower() not in ("transfer-encoding", "connection", "content-length"):
+                    if name.lower() not in dropped:
                         self.send_header(name, value)
-                self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(data)

@@ -91,3 +91,20 @@ def test_throttling_is_transient_not_absent(moto_s3: S3Server) -> None:
         for op in (lambda: store.get("k"), lambda: store.exists("k")):
             with pytest.raises(TransientStoreError, match="SlowDown"):
                 op()
+
+
+def test_a_head_through_the_proxy_gives_the_objects_length(moto_s3: S3Server) -> None:
+    """A HEAD's Content-Length is the object's (fsspec/s3fs size an opened file by it)."""
+    import boto3
+
+    bucket = moto_s3.new_bucket()
+    moto_s3.client().put_object(Bucket=bucket, Key="k", Body=b"x" * 1234)
+    with FaultProxy(moto_s3.endpoint) as proxy:
+        client = boto3.client(
+            "s3",
+            endpoint_url=proxy.endpoint,
+            aws_access_key_id=moto_s3.access_key,
+            aws_secret_access_key=moto_s3.secret_key,
+            region_name=moto_s3.region,
+        )
+        assert client.head_object(Bucket=bucket, Key="k")["ContentLength"] == 1234

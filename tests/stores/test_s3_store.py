@@ -29,6 +29,13 @@ class TestS3OnMoto(StoreConformance):
         yield store
         store.close()
 
+    def test_racing_put_if_absent_has_one_winner(self, store: Store, ns: str) -> None:
+        # moto's threaded server checks If-None-Match and then writes, without a lock
+        # (moto/s3/responses.py, put_object): two racing writers can both win there, as
+        # observed 2 in 16 under load. S3 itself is atomic; the sequential contract above
+        # still runs on moto, and the race runs on every store whose server is atomic.
+        pytest.skip("moto's server does not make If-None-Match atomic under a race")
+
 
 class TestS3OnRclone(StoreConformance):
     @pytest.fixture
