@@ -51,7 +51,6 @@ def main() -> None:
     stack = contextlib.ExitStack()
     server = stack.enter_context(moto_server())
     os.environ.update(server.env())
-    os.environ.setdefault("KVBACKUP_TEST_FAST_KDF", "1")
     os.environ.setdefault("KVBACKUP_CACHE_DIR", str(work / "cache"))
     proxy = subprocess.Popen(
         [sys.executable, "-c", PROXY.format(
@@ -73,7 +72,9 @@ def main() -> None:
     def run_once(endpoint: str, executor: object) -> float:
         url = f"s3://{server.new_bucket()}/repo"
         options = {"endpoint_url": endpoint}
-        Repository.init(url, password="bench", store_options=options).close()
+        Repository.init(
+            url, password="bench", store_options=options, kdf_profile="insecure-fast"
+        ).close()
         with Repository.open(url, password="bench", store_options=options) as repo:
             started = time.monotonic()
             repo.backup(src, executor=executor)
