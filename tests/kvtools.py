@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import subprocess
 import sys
 from pathlib import Path
@@ -31,6 +32,7 @@ __all__ = [
     "kvb_json",
     "open_repo",
     "repo_location",
+    "run_on_terminal",
     "write_tree",
 ]
 
@@ -70,6 +72,32 @@ def kvb(
         f"{done.stdout.decode(errors='replace')[-3000:]}\n{done.stderr.decode(errors='replace')}"
     )
     return done
+
+
+def run_on_terminal(
+    args: list[str | os.PathLike[str]], env: dict[str, str]
+) -> tuple[int, str, bytes]:
+    """Run ``python -m kvbackup ARGS`` with its standard error on a pseudo-terminal (so it
+    draws its progress bar); return its exit code, what the terminal was shown, and its
+    standard output."""
+    controller, terminal = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kvbackup", *args],
+        env=env, stdout=subprocess.PIPE, stderr=terminal,
+    )  # fmt: skip
+    os.close(terminal)
+    shown = b""
+    while True:
+        try:
+            data = os.read(controller, 65536)
+        except OSError:  # the other side closed
+            break
+        if not data:
+            break
+        shown += data
+    out, _ = proc.communicate(timeout=120)
+    os.close(controller)
+    return proc.returncode, shown.decode(errors="replace"), out
 
 
 def kvb_json(*args: str | os.PathLike[str], cache: Path, expect: int = 0) -> Any:

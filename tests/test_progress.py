@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import json
 import os
-import pty
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from kvtools import PASSWORD, cli_env, init_repo, kvb, write_tree
+from kvtools import PASSWORD, cli_env, init_repo, kvb, run_on_terminal, write_tree
 
 FILES = {f"d{n % 3}/f{n}.bin": os.urandom(20_000 + n) for n in range(30)}
 TOTAL_BYTES = sum(len(v) for v in FILES.values())
@@ -100,24 +97,7 @@ def test_a_terminal_shows_a_bar_with_files_bytes_and_rate(
 ) -> None:
     location = str(tmp_path / "repo")
     init_repo(location).close()
-    controller, terminal = pty.openpty()
     env = cli_env(cache) | {"COLUMNS": "200", "TERM": "xterm"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "kvbackup", "backup", src, "--repo", location],
-        env=env, stdout=subprocess.PIPE, stderr=terminal,
-    )  # fmt: skip
-    os.close(terminal)
-    shown = b""
-    while True:
-        try:
-            data = os.read(controller, 65536)
-        except OSError:  # the other side closed
-            break
-        if not data:
-            break
-        shown += data
-    proc.communicate(timeout=120)
-    os.close(controller)
-    assert proc.returncode == 0
-    text = shown.decode(errors="replace")
+    code, text, _ = run_on_terminal(["backup", src, "--repo", location], env)
+    assert code == 0
     assert f"/{len(FILES)} files" in text and "/s" in text, text[-2000:]

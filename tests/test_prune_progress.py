@@ -4,14 +4,10 @@ totals known once planned), and a rich bar on a terminal, as backup and restore 
 from __future__ import annotations
 
 import json
-import os
-import pty
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
-from kvtools import cli_env, kvb
+from kvtools import cli_env, kvb, run_on_terminal
 from lifecycle_tools import build_history
 
 
@@ -57,25 +53,8 @@ def test_prune_on_a_terminal_shows_a_bar(tmp_path: Path) -> None:
     url = str(tmp_path / "repo")
     build_history(url, tmp_path)
     kvb("forget", "-r", url, "--keep-last", "1", cache=tmp_path / "cache")
-    controller, terminal = pty.openpty()
     env = cli_env(tmp_path / "cache") | {"COLUMNS": "200", "TERM": "xterm"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "kvbackup", "prune", "-r", url, "--max-unused", "0"],
-        env=env, stdout=subprocess.PIPE, stderr=terminal,
-    )  # fmt: skip
-    os.close(terminal)
-    shown = b""
-    while True:
-        try:
-            data = os.read(controller, 65536)
-        except OSError:  # the other side closed
-            break
-        if not data:
-            break
-        shown += data
-    out, _ = proc.communicate(timeout=120)
-    os.close(controller)
-    assert proc.returncode == 0
-    text = shown.decode(errors="replace")
+    code, text, out = run_on_terminal(["prune", "-r", url, "--max-unused", "0"], env)
+    assert code == 0
     assert "prune" in text and " files" in text, text[-2000:]
     assert b"prune freed" in out
