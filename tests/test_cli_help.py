@@ -60,3 +60,29 @@ def test_bash_completion_completes_commands_and_options() -> None:
     assert "plain,find" in complete("bash", "kvbackup fi", 1).splitlines()
     options = complete("bash", "kvbackup mount --ca", 2).splitlines()
     assert options == ["plain,--cache-size"]
+
+
+def test_running_the_command_in_process_leaves_the_applications_logging_working(
+    tmp_path: object,
+) -> None:
+    """A script that calls the command in-process (click's runner, or ``cli.main``) still
+    receives kvbackup's warnings through its own logging handlers afterwards."""
+    import logging
+
+    from click.testing import CliRunner
+
+    CliRunner().invoke(cli, ["snapshots", "-r", str(tmp_path)])  # no repository there: exit 3
+    seen: list[logging.LogRecord] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record)
+
+    root = logging.getLogger()
+    handler = Collect(logging.WARNING)
+    root.addHandler(handler)
+    try:
+        logging.getLogger("kvbackup.locks").warning("a notice")
+    finally:
+        root.removeHandler(handler)
+    assert [r.getMessage() for r in seen] == ["a notice"]

@@ -26,4 +26,3 @@ def show_engine_notices() -> None:
     if not any(isinstance(h, _StderrLine) for h in logger.handlers):
         handler = _StderrLine(logging.WARNING)
         logger.addHandler(handler)
-        logger.propagate = False
