@@ -32,7 +32,7 @@ from ..format.layout import pack_id_from_key, pack_key
 from ..format.packs import PackBuilder
 from ..format.snapshots import Snapshot
 from .pruneprogress import PruneProgress
-from .verify import run_verify
+from .verify import StructureRead, run_verify
 
 if TYPE_CHECKING:
     from ..core.repo import RepoCore
@@ -167,6 +167,8 @@ class _Pruner:
         self.lock = lock
         self.result = PruneResult(dry_run=dry_run)
         self.progress = progress or PruneProgress(None)
+        #: What the safety check read (``None`` with ``force``): reused, not read again.
+        self.checked: StructureRead | None = None
 
     def check_lock(self) -> None:
         if self.lock is not None:
@@ -181,7 +183,8 @@ class _Pruner:
     ) -> PruneResult:
         if not force:
             self.progress.phase("check")
-            self.refuse_if_damaged()
+            self.checked = StructureRead(skip=frozenset(forgotten))
+            self.refuse_if_damaged(self.checked)
         earlier = list(before) if before is not None else self.repo.snapshots()
         groups = self.list_groups()  # before the snapshots: see docs/format.md, "Locks"
         snaps = [s for s in self.repo.snapshots() if s.id not in forgotten]
@@ -233,8 +236,8 @@ class _Pruner:
 
     # ------------------------------------------------------------------ reading
 
-    def refuse_if_damaged(self) -> None:
-        report = run_verify(self.repo, read_data_subset=0.0)
+    def refuse_if_damaged(self, keep: StructureRead) -> None:
+        report = run_verify(self.repo, read_data_subset=0.0, keep=keep)
         if report.problems:
             first = report.problems[0]
             raise DamagedRepositoryError(
@@ -260,6 +263,12 @@ class _Pruner:
         return groups
 
     def load_index(self, group: _Group) -> None:
+        checked = self.checked
+        if checked is not None and checked.index_keys.get(group.gid) == set(group.index_keys):
+            group.tables = checked.tables[group.gid]  # the same write-once fragments
+            group.index = checked.indexes[group.gid]
+            return
+
         def load(key: str) -> list[PackTable]:
             try:
                 return list(decode_fragment(self.repo.get_object(key, ObjectType.INDEX), key))
@@ -272,8 +281,13 @@ class _Pruner:
                 group.index.add_pack(pack_id, blobs)
 
     def live_chunks(self, group: _Group, snaps: Sequence[Snapshot]) -> set[bytes]:
-        live: set[bytes] = set()
+        """The chunks ``snaps`` use: those the safety check saw them use, and those of
+        snapshots it did not walk (committed since), read now."""
+        checked = self.checked
+        live = checked.used.setdefault(group.gid, set()) if checked else set()
         for snap in snaps:
+            if checked is not None and snap.id in checked.walked:
+                continue
             live.update(snap.filelist_ids())
             for entry in self.repo.iter_entries(snap, group.index):
                 live.update(entry.chunks)

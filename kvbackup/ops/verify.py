@@ -167,6 +167,25 @@ class VerifyResult:
         return data
 
 
+@dataclass
+class StructureRead:
+    """What the structural check read, kept for a caller that needs it too: prune, which
+    would otherwise read every index fragment and every kept file list a second time.
+
+    ``used`` holds, per group, the chunks (file lists and contents) of the snapshots walked
+    whole (``walked``), leaving out those named in ``skip`` (a dry-run forget's). Index
+    fragments are write-once, so a group's ``indexes`` stay valid while its fragments are
+    still exactly ``index_keys``.
+    """
+
+    skip: frozenset[str] = frozenset()
+    walked: set[str] = field(default_factory=set)
+    used: dict[str, set[bytes]] = field(default_factory=dict)
+    index_keys: dict[str, frozenset[str]] = field(default_factory=dict)
+    tables: dict[str, dict[bytes, list[BlobLocation]]] = field(default_factory=dict)
+    indexes: dict[str, GroupIndex] = field(default_factory=dict)
+
+
 def run_verify(
     repo: RepoCore,
     *,
@@ -175,10 +194,13 @@ def run_verify(
     use_cache: bool = True,
     cache_dir: str | os.PathLike[str] | None = None,
     progress: Progress | None = None,
+    keep: StructureRead | None = None,
 ) -> VerifyResult:
-    """Verify ``repo``; see :meth:`Repository.verify`."""
+    """Verify ``repo``; see :meth:`Repository.verify`. ``keep`` is filled in with what the
+    structural check read (see :class:`StructureRead`)."""
     with repo.bypassing_cache():  # the store's objects, not the local copies of them
-        return _Verifier(repo, progress).run(max_age, read_data_subset, use_cache, cache_dir)
+        verifier = _Verifier(repo, progress, keep)
+        return verifier.run(max_age, read_data_subset, use_cache, cache_dir)
 
 
 class _Group:
@@ -198,9 +220,10 @@ class _Group:
 
 
 class _Verifier:
-    def __init__(self, repo: RepoCore, progress: Progress | None):
+    def __init__(self, repo: RepoCore, progress: Progress | None, keep: StructureRead | None):
         self.repo = repo
         self.progress = progress
+        self.keep = keep
         self.result = VerifyResult()
         self.groups: dict[str, _Group] = {}
         self._last_report = 0.0
@@ -232,6 +255,7 @@ class _Verifier:
         self.check_packs_exist()
         self.check_pack_sizes()
         self.walk_snapshots()
+        self.keep_structure()
         self.explain_unindexed()
         cache = VerifyCache(
             cache_dir or default_cache_dir(), self.repo.config.id, self.repo.location
@@ -379,9 +403,12 @@ class _Verifier:
                             group.bad_copies.setdefault((b.chunk_id, pack_id), reason)
 
     def walk_snapshots(self) -> None:
-        """Every chunk a snapshot needs must be indexed."""
+        """Every chunk a snapshot needs must be indexed (and is noted as used in
+        :attr:`keep`, if asked)."""
         for group in self.groups.values():
             for snap in group.snapshots:
+                gather = self.keep is not None and snap.id not in self.keep.skip
+                used = self.keep.used.setdefault(group.gid, set()) if self.keep else set()
                 for cid in snap.filelist_ids():
                     if cid not in group.index:
                         group.unindexed.add(cid)
@@ -390,12 +417,27 @@ class _Verifier:
                         for cid in entry.chunks:
                             if cid not in group.index:
                                 group.unindexed.add(cid)
+                        if gather:
+                            used.update(entry.chunks)
                         fault = _entry_fault(entry, group.index)
                         if fault:
                             shown = display_name(entry.path)
                             self.problem("entry", f"snapshot {snap.id}: {shown}: {fault}")
                 except KvbackupError as exc:
                     self.problem("file-list", f"snapshot {snap.id}: {exc}")
+                    continue
+                if gather and self.keep is not None:
+                    used.update(snap.filelist_ids())
+                    self.keep.walked.add(snap.id)
+
+    def keep_structure(self) -> None:
+        """Hand each group's index, as read, to :attr:`keep`."""
+        if self.keep is None:
+            return
+        for group in self.groups.values():
+            self.keep.index_keys[group.gid] = frozenset(group.index_keys)
+            self.keep.tables[group.gid] = group.tables
+            self.keep.indexes[group.gid] = group.index
 
     def entries(self, group: _Group, snap: Snapshot, first_walk: bool = True) -> Iterator[Entry]:
         """The snapshot's entries; a damaged file-list chunk is recorded, then raised. A
