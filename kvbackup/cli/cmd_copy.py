@@ -96,7 +96,9 @@ def command(
     )
     try:
         target = get_repo_options(kwargs).open()
-        with running(target, not (quiet or as_json)) as progress:
+        # The source's read lock before the names are resolved: a forget cannot remove a
+        # snapshot between.
+        with source.read_lock("copy"), running(target, not (quiet or as_json)) as progress:
             snaps = select_snapshots(source, snapshot_ids, select)
             result = target.copy_from(source, snaps, progress=progress)
     finally:

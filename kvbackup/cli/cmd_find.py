@@ -94,32 +94,35 @@ def command(
     repo = get_repo_options(kwargs).open()
     found: list[Any] = []
     try:
-        snaps = select_snapshots(repo, snapshot_ids, select)
-        if chunk_ids:
-            matches = repo.find_chunks(chunk_ids, snapshots=snaps)
-        else:
-            matches = repo.find(
-                patterns,
-                snapshots=snaps,
-                ignore_case=ignore_case,
-                newest_ns=newest,
-                oldest_ns=oldest,
-            )
-        for match in matches:
-            if as_json:
-                # The exact name too (``path_base64``) when it is not UTF-8, as ls gives it.
-                found.append(match.as_dict() | json_name("path", os.fsencode(match.path)))
-                continue
-            found.append(match)
-            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(match.mtime_ns / 1e9))
-            size = human_size(match.size) if match.kind == "file" else match.kind
-            # One line per match, whatever the name holds (newlines, escapes, non-UTF-8).
-            click.echo(f"{match.snapshot}  {display_name(match.path)}  {size}  {when}")
-            for hit in match.chunks:
-                click.echo(
-                    f"    chunk {hit['id']} in pack {hit['pack']} "
-                    f"at {hit['offset']}+{hit['length']}"
+        # The read lock before the names are resolved: a forget cannot remove a snapshot
+        # between; held while the matches stream.
+        with repo.read_lock("find"):
+            snaps = select_snapshots(repo, snapshot_ids, select)
+            if chunk_ids:
+                matches = repo.find_chunks(chunk_ids, snapshots=snaps)
+            else:
+                matches = repo.find(
+                    patterns,
+                    snapshots=snaps,
+                    ignore_case=ignore_case,
+                    newest_ns=newest,
+                    oldest_ns=oldest,
                 )
+            for match in matches:
+                if as_json:
+                    # The exact name too (``path_base64``) when it is not UTF-8, as ls gives it.
+                    found.append(match.as_dict() | json_name("path", os.fsencode(match.path)))
+                    continue
+                found.append(match)
+                when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(match.mtime_ns / 1e9))
+                size = human_size(match.size) if match.kind == "file" else match.kind
+                # One line per match, whatever the name holds (newlines, escapes, non-UTF-8).
+                click.echo(f"{match.snapshot}  {display_name(match.path)}  {size}  {when}")
+                for hit in match.chunks:
+                    click.echo(
+                        f"    chunk {hit['id']} in pack {hit['pack']} "
+                        f"at {hit['offset']}+{hit['length']}"
+                    )
     finally:
         repo.close()
     if as_json:

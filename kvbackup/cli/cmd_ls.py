@@ -11,6 +11,7 @@ import click
 
 from ..display import display_name, json_name
 from ..errors import PathNotFoundError
+from ..sources import Entry
 from .common import emit_json, get_repo_options, json_option, repo_options
 from .selecting import filter_options, get_filter
 
@@ -46,37 +47,45 @@ def command(
     repo = get_repo_options(kwargs).open()
     prefix = os.fsencode(path.strip("/")) if path else b""
     found = not prefix
-    rows = []
+    rows: list[dict[str, Any]] = []
     try:
-        snap = repo.resolve_snapshot(snapshot, select=select)
-        for entry in repo.entries(snap):
-            if prefix and not (entry.path == prefix or entry.path.startswith(prefix + b"/")):
-                continue
-            found = True
-            name = display_name(entry.path)
-            if as_json:
-                rows.append(
-                    {
-                        **json_name("path", entry.path),
-                        "type": entry.kind,
-                        "mode": entry.mode,
-                        "size": entry.size,
-                        "mtime_ns": entry.mtime_ns,
-                        **json_name("target", entry.target),
-                    }
-                )
-            elif long_format:
-                mode = stat.filemode(_TYPE_BITS[entry.kind] | entry.mode)
-                link = f" -> {display_name(entry.target)}" if entry.target else ""
-                click.echo(f"{mode} {entry.size:>12} {_when(entry.mtime_ns)} {name}{link}")
-            else:
-                click.echo(name)
+        # The read lock before the name is resolved: a forget cannot remove the snapshot
+        # between; held while the entries stream.
+        with repo.read_lock("ls"):
+            snap = repo.resolve_snapshot(snapshot, select=select)
+            for entry in repo.entries(snap):
+                if prefix and not (entry.path == prefix or entry.path.startswith(prefix + b"/")):
+                    continue
+                found = True
+                _show(entry, as_json, long_format, rows)
     finally:
         repo.close()
     if not found:
         raise PathNotFoundError(f"{display_name(path or '')}: not in snapshot {snapshot}")
     if as_json:
         emit_json(rows)
+
+
+def _show(entry: Entry, as_json: bool, long_format: bool, rows: list[dict[str, Any]]) -> None:
+    """Print ``entry`` (or, for ``--json``, add its row to ``rows``)."""
+    name = display_name(entry.path)
+    if as_json:
+        rows.append(
+            {
+                **json_name("path", entry.path),
+                "type": entry.kind,
+                "mode": entry.mode,
+                "size": entry.size,
+                "mtime_ns": entry.mtime_ns,
+                **json_name("target", entry.target),
+            }
+        )
+    elif long_format:
+        mode = stat.filemode(_TYPE_BITS[entry.kind] | entry.mode)
+        link = f" -> {display_name(entry.target)}" if entry.target else ""
+        click.echo(f"{mode} {entry.size:>12} {_when(entry.mtime_ns)} {name}{link}")
+    else:
+        click.echo(name)
 
 
 def _when(mtime_ns: int) -> str:

@@ -102,22 +102,24 @@ def command(
     opts = get_repo_options(kwargs)
     repo = opts.open()
     whole = not (paths or include or exclude)
-    chosen = repo.resolve_snapshot(snapshot, select=select)
-    totals = (lambda: snapshot_totals(repo, chosen)) if whole else None
-    with running(repo, not (quiet or as_json or dry_run), totals=totals) as progress:
-        result = repo.restore(
-            chosen,
-            target,
-            paths=paths,
-            include=include,
-            exclude=exclude,
-            progress=progress,
-            overwrite=overwrite,
-            delete=delete,
-            dry_run=dry_run,
-            verify=verify,
-            target_options=target_options,
-        )
+    # The read lock before the name is resolved: a forget cannot remove the snapshot between.
+    with repo.read_lock("restore"):
+        chosen = repo.resolve_snapshot(snapshot, select=select)
+        totals = (lambda: snapshot_totals(repo, chosen)) if whole else None
+        with running(repo, not (quiet or as_json or dry_run), totals=totals) as progress:
+            result = repo.restore(
+                chosen,
+                target,
+                paths=paths,
+                include=include,
+                exclude=exclude,
+                progress=progress,
+                overwrite=overwrite,
+                delete=delete,
+                dry_run=dry_run,
+                verify=verify,
+                target_options=target_options,
+            )
     for path, error in result.errors:
         warn(f"{path}: not restored: {error}")
     for path, reason in result.kept:

@@ -1,5 +1,6 @@
-"""RepoCore locks: one exclusive holder (forget, prune), or any number of backups and
-readers (restore, ls, cat, find, verify, mount, diff, stats, copy's source).
+"""RepoCore locks: one exclusive holder (forget, prune, repair), or any number of backups
+and readers (restore, ls, cat, find, verify, mount, diff, stats, copy's source, and a copy's
+target: a copy writing into a repository holds a reader's lock there, operation ``copy``).
 
 ``locks/exclusive`` is written with a conditional write where the store honours one; on
 other stores an exclusive holder writes ``locks/exclusive-<hex>`` and then lists ``locks/``:
@@ -7,7 +8,9 @@ if it sees another live exclusive lock, it removes its own and gives up (two rac
 holders both give up; neither proceeds). A backup writes ``locks/backup-<hex>`` naming its
 host and source and never waits for another backup; a reader writes ``locks/read-<hex>``.
 Both wait while a live exclusive lock is held; an exclusive holder refuses to start while a
-reader holds its lock (it could delete packs the reader is about to fetch), as restic does.
+reader holds its lock (it could delete packs the reader is about to fetch), as restic does,
+and a repair also while a backup holds one (it could set aside or index what the backup
+is writing).
 Every lock is refreshed (rewritten with a new time) every :data:`REFRESH_EVERY` seconds
 while held and is *stale* once not refreshed for its stated ``lifetime``, or at once if its
 process is gone from this host. The next acquirer removes a stale lock it meets, saying so
@@ -41,6 +44,9 @@ EXCLUSIVE_KEY = "locks/exclusive"
 EXCLUSIVE = "exclusive"
 BACKUP = "backup"
 READ = "read"
+#: The operation of the shared lock a copy holds on its target: a reader's lock, so that
+#: every version that knows read locks refuses to prune under it.
+COPY = "copy"
 KINDS = (EXCLUSIVE, BACKUP, READ)
 REFRESH_EVERY = 5 * 60.0
 #: A lock's lifetime: stale once not refreshed for this long (stated in each lock object).
@@ -292,10 +298,13 @@ def _new_info(kind: str, operation: str, source: str = "", host: str | None = No
     )
 
 
-def acquire_exclusive(repo: RepoCore, operation: str) -> RepositoryLock:
+def acquire_exclusive(
+    repo: RepoCore, operation: str, *, refuse_backups: bool = False
+) -> RepositoryLock:
     """Take the exclusive lock, or raise :class:`LockedError` naming who holds it (another
-    exclusive holder, or a reader: a prune must not delete packs a restore is reading).
-    Stale locks met on the way are removed (and logged).
+    exclusive holder, or a reader: a prune must not delete packs a restore is reading; with
+    ``refuse_backups``, a running backup too). Stale locks met on the way are removed (and
+    logged).
 
     The lock returned lists in ``busy`` the live backup locks seen once it was held: those
     backups may still use whatever their host and source's groups contain.
@@ -320,9 +329,16 @@ def acquire_exclusive(repo: RepoCore, operation: str) -> RepositoryLock:
             raise LockedError(f"the repository is locked: {rival.describe()}")
         reader = next((o for o in live if o.kind == READ), None)
         if reader is not None:
+            harm = "data it uses" if reader.operation == COPY else "data it is reading"
             raise LockedError(
                 f"the repository is in use: {reader.describe()}; {operation} could delete "
-                "data it is reading: run it again when that has finished"
+                f"{harm}: run it again when that has finished"
+            )
+        writer = next((o for o in live if o.kind == BACKUP), None)
+        if refuse_backups and writer is not None:
+            raise LockedError(
+                f"the repository is in use: {writer.describe()}; {operation} could change "
+                "what it is writing: run it again when that has finished"
             )
         lock.busy = [o for o in live if o.kind == BACKUP]
     except BaseException:
@@ -395,6 +411,16 @@ def acquire_read(
     """Announce a reader (``operation``: "restore", "ls", ...), so no prune starts while it
     reads; wait while a live exclusive lock is held, then return."""
     return _acquire_shared(repo, _new_info(READ, operation), on_wait)
+
+
+def acquire_copy(
+    repo: RepoCore, on_wait: Callable[[LockInfo], None] | None = None
+) -> RepositoryLock:
+    """Announce a copy into ``repo`` (its target), so no forget or prune starts while it
+    writes: it deduplicates against the packs already there, which a prune could delete.
+    The lock is a reader's (operation :data:`COPY`); it waits while a live exclusive lock
+    is held, then returns."""
+    return _acquire_shared(repo, _new_info(READ, COPY), on_wait)
 
 
 @dataclass

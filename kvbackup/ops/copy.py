@@ -12,6 +12,10 @@ A copy is written as a backup is (``.open`` record, packs, index, final record):
 any point, it leaves the target's snapshots intact, and the next run picks the incomplete
 copy up, reusing every chunk it stored. Snapshots the target already holds (same
 origin, see ``docs/format.md``) are skipped.
+
+While it writes, a copy holds a shared lock on the target (:func:`acquire_copy`): a forget
+or prune of the target refuses to start meanwhile, and a copy that starts while one runs
+waits for it.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..core.locks import RepositoryLock, acquire_copy
 from ..core.progress import Progress, ProgressEvent
 from ..core.repo import RepoCore
 from ..core.writer import ChunkRef, ChunkWriter, WriteStats
@@ -107,6 +112,24 @@ def run_copy(
             "a copy needs two repositories"
         )
     started = time.time()
+    lock = acquire_copy(target)  # before the target's snapshots are listed, as a backup
+    try:
+        result = _copy_all(source, target, snapshots, lock, progress)
+    finally:
+        lock.release()
+    result.requests_from = source.counts.as_dict()
+    result.requests_to = target.counts.as_dict()
+    result.seconds = time.time() - started
+    return result
+
+
+def _copy_all(
+    source: RepoCore,
+    target: RepoCore,
+    snapshots: Iterable[Snapshot] | None,
+    lock: RepositoryLock,
+    progress: Progress | None,
+) -> CopyResult:
     result = CopyResult()
     chosen = list(snapshots) if snapshots is not None else source.snapshots()
     chosen = sorted((s for s in chosen if s.complete), key=lambda s: snapshot_sort_key(s.id))
@@ -133,15 +156,13 @@ def run_copy(
             mapping=maps.setdefault(snap.group, {}),
             result=result,
             progress=progress,
+            lock=lock,
         )
         existing.append(copied)
         here[first] = copied
         result.copied.append((snap.id, copied.id))
         if stale is not None:
             result.resumed.append(stale.id)
-    result.requests_from = source.counts.as_dict()
-    result.requests_to = target.counts.as_dict()
-    result.seconds = time.time() - started
     return result
 
 
@@ -176,6 +197,7 @@ def _copy_one(
     mapping: dict[bytes, _Slot],
     result: CopyResult,
     progress: Progress | None,
+    lock: RepositoryLock,
 ) -> Snapshot:
     group = snap.group
     repository_id, snapshot_id = origin(snap, source.config.id)
@@ -256,6 +278,7 @@ def _copy_one(
         raise KvbackupError("internal error: a file-list chunk has no id")
     record.state = COMPLETE
     record.end_time = snap.end_time or utc_time(time.time())
+    lock.check()  # a lock gone stale no longer kept a prune from deleting what it uses
     target.put_object(
         snapshot_key(record.id, final=True),
         ObjectType.SNAPSHOT,
