@@ -45,8 +45,9 @@ def print_prune(result: Any) -> None:
         f"prune {verb} {human_size(result.bytes_freed)}: {len(result.groups_deleted)} unused "
         f"group(s) deleted, {result.packs_deleted} pack(s) deleted, {result.packs_repacked} "
         f"repacked into {result.packs_written} ({result.chunks_repacked} chunks copied), "
-        f"{result.orphan_packs_deleted} orphan pack(s) and {result.temporaries_deleted} "
-        "stale temporary file(s) deleted; index fragments "
+        f"{result.orphan_packs_deleted} orphan pack(s), {result.damage_records_deleted} "
+        f"damage record(s) and {result.temporaries_deleted} stale temporary file(s) deleted; "
+        "index fragments "
         f"{result.fragments_deleted} -> {result.fragments_written}; "
         f"{result.objects_deleted} objects deleted in {result.seconds:.1f}s"
     )

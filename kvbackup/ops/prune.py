@@ -6,6 +6,8 @@
    of the group is at most ``max_unused`` percent; the group's index fragments are merged
    into new ones naming only what stays; then the old fragments, then the old packs, are
    deleted. Packs no fragment names (left by an interrupted prune) are deleted too.
+   Damaged chunk copies that ``verify`` recorded are never chosen as a chunk's live copy,
+   and a damage record goes once no pack it names is left.
 
 Groups a running backup may be writing (a live backup lock of their host and source) and
 groups with an incomplete snapshot (the next backup resumes it) are left alone. Killed at
@@ -23,12 +25,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..core.damage import decode_damage_record
 from ..core.locks import RepositoryLock, acquire_exclusive
 from ..core.progress import Progress
 from ..errors import CorruptionError, KeyNotFoundError, KvbackupError
 from ..format.envelope import ObjectType
 from ..format.index import BlobLocation, GroupIndex, decode_fragment
-from ..format.layout import pack_id_from_key, pack_key
+from ..format.layout import DAMAGED, pack_id_from_key, pack_key
 from ..format.packs import PackBuilder
 from ..format.snapshots import Snapshot
 from .pruneprogress import PruneProgress
@@ -67,6 +70,7 @@ class PruneResult:
     objects_deleted: int = 0
     bytes_freed: int = 0  # pack bytes the index accounts for (orphans not counted)
     temporaries_deleted: int = 0  # left by interrupted writes (``.tmp-*`` files)
+    damage_records_deleted: int = 0  # in groups still used: every pack they name is gone
     bytes_written: int = 0
     requests: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
@@ -82,7 +86,10 @@ class _Group:
     gid: str
     packs: set[bytes] = field(default_factory=set)  # listed
     index_keys: list[str] = field(default_factory=list)
+    damage_keys: list[str] = field(default_factory=list)
     other_keys: list[str] = field(default_factory=list)
+    #: Per damage record: the chunk copies ``(chunk id, pack id)`` it names.
+    damaged: dict[str, set[tuple[bytes, bytes]]] = field(default_factory=dict)
     tables: dict[bytes, list[BlobLocation]] = field(default_factory=dict)
     index: GroupIndex = field(default_factory=GroupIndex)
 
@@ -94,6 +101,7 @@ class _Plan:
     repack: set[bytes] = field(default_factory=set)
     orphans: set[bytes] = field(default_factory=set)  # listed, named by no fragment
     live: set[bytes] = field(default_factory=set)  # chunk ids in use
+    spent_records: list[str] = field(default_factory=list)  # damage records naming no pack left
 
     @property
     def rewrites_index(self) -> bool:
@@ -102,19 +110,19 @@ class _Plan:
 
 def _objects_of(group: _Group) -> int:
     """The objects deleting ``group`` deletes (as listed)."""
-    return len(group.packs) + len(group.index_keys) + len(group.other_keys)
+    return len(group.packs) + len(group.index_keys) + len(group.damage_keys) + len(group.other_keys)
 
 
 def _objects_of_plan(plan: _Plan) -> int:
     """The objects executing ``plan`` deletes or writes (new packs and fragments estimated)."""
     if not (plan.rewrites_index or plan.orphans):
-        return 0
+        return len(plan.spent_records)
     gone = plan.delete | plan.repack
     kept = len(plan.group.tables) - len(gone)
     fragments = (kept + len(plan.repack) + FRAGMENT_MAX_PACKS - 1) // FRAGMENT_MAX_PACKS
     written = len(plan.repack) + fragments if plan.rewrites_index else 0
     deleted = len(gone | plan.orphans) + (len(plan.group.index_keys) if plan.rewrites_index else 0)
-    return written + deleted
+    return written + deleted + len(plan.spent_records)
 
 
 def pack_size(blobs: Iterable[BlobLocation]) -> int:
@@ -258,17 +266,40 @@ class _Pruner:
                 group.packs.add(pack_id)
             elif len(parts) == 4 and parts[2] == "index":
                 group.index_keys.append(key)
+            elif len(parts) == 4 and parts[2] == DAMAGED:
+                group.damage_keys.append(key)
             else:
                 group.other_keys.append(key)
         return groups
 
     def load_index(self, group: _Group) -> None:
+        """The group's index, without the chunk copies damage records name."""
         checked = self.checked
         if checked is not None and checked.index_keys.get(group.gid) == set(group.index_keys):
             group.tables = checked.tables[group.gid]  # the same write-once fragments
             group.index = checked.indexes[group.gid]
-            return
+        else:
+            self._load_fragments(group)
+        self._load_damage_records(group)
+        for copies in group.damaged.values():
+            group.index.avoid(copies)  # another copy is chosen, or the chunk is missing
 
+    def _load_damage_records(self, group: _Group) -> None:
+        def load(key: str) -> set[tuple[bytes, bytes]] | None:
+            try:
+                return decode_damage_record(self.repo.get_object(key, ObjectType.DAMAGE), key)
+            except KeyNotFoundError:
+                return None
+            except CorruptionError as exc:  # kept: whose copies it names is unknown
+                self.repo.damage.note(f"{exc} (left out)")
+                return None
+
+        keys = sorted(group.damage_keys)
+        for key, copies in zip(keys, self.repo.map_parallel(load, keys), strict=True):
+            if copies is not None:
+                group.damaged[key] = copies
+
+    def _load_fragments(self, group: _Group) -> None:
         def load(key: str) -> list[PackTable]:
             try:
                 return list(decode_fragment(self.repo.get_object(key, ObjectType.INDEX), key))
@@ -279,6 +310,15 @@ class _Pruner:
             for pack_id, blobs in packs:
                 group.tables.setdefault(pack_id, blobs)
                 group.index.add_pack(pack_id, blobs)
+
+    def spent_records(self, group: _Group, gone: set[bytes]) -> list[str]:
+        """The damage records of ``group`` naming no pack that stays (deleted now or before)."""
+        stays = group.packs - gone
+        return sorted(
+            key
+            for key, copies in group.damaged.items()
+            if not any(pack_id in stays for _cid, pack_id in copies)
+        )
 
     def live_chunks(self, group: _Group, snaps: Sequence[Snapshot]) -> set[bytes]:
         """The chunks ``snaps`` use: those the safety check saw them use, and those of
@@ -340,6 +380,8 @@ class _Pruner:
             self.result.bytes_freed += pack_size(group.tables[pack_id])
         self.result.packs_deleted += len(plan.delete)
         self.result.packs_repacked += len(plan.repack)
+        plan.spent_records = self.spent_records(group, plan.delete | plan.repack | plan.orphans)
+        self.result.damage_records_deleted += len(plan.spent_records)
         return plan
 
     # ------------------------------------------------------------------ writing
@@ -364,6 +406,13 @@ class _Pruner:
         self.repo.map_parallel(delete, keys)
 
     def execute(self, plan: _Plan) -> None:
+        self.execute_deletions(plan)
+        if plan.spent_records:  # after the packs they name: until then they still apply
+            self.check_lock()
+            self.delete_all(plan.spent_records)
+            self.result.objects_deleted += len(plan.spent_records)
+
+    def execute_deletions(self, plan: _Plan) -> None:
         group = plan.group
         if not (plan.rewrites_index or plan.orphans):
             return
