@@ -28,5 +28,9 @@ class CountingProxy(FaultProxy):
         return Counting
 
     def object_gets(self) -> list[str]:
-        """GETs of object bodies (not listings)."""
-        return [p for m, p in self.requests if m == "GET" and "?" not in p]
+        """GETs of object bodies (not listings), as their paths without the query: a GET
+        whose path before any ``?`` names a key in a bucket (``/bucket/key``; a listing is
+        ``/bucket?list-type=2...``). A client may add a query to an object GET
+        (``?x-id=GetObject``, ``?versionId=...``): it is still one."""
+        paths = [p.split("?", 1)[0] for m, p in self.requests if m == "GET"]
+        return [p for p in paths if "/" in p.strip("/")]
