@@ -326,7 +326,8 @@ class _Pruner:
         checked = self.checked
         live = checked.used.setdefault(group.gid, set()) if checked else set()
         for snap in snaps:
-            if checked is not None and snap.id in checked.walked:
+            # Walked as it is now (not, say, as an incomplete record since completed)?
+            if checked is not None and checked.walked.get(snap.id) == tuple(snap.filelist_ids()):
                 continue
             live.update(snap.filelist_ids())
             for entry in self.repo.iter_entries(snap, group.index):

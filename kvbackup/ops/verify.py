@@ -173,13 +173,13 @@ class StructureRead:
     would otherwise read every index fragment and every kept file list a second time.
 
     ``used`` holds, per group, the chunks (file lists and contents) of the snapshots walked
-    whole (``walked``), leaving out those named in ``skip`` (a dry-run forget's). Index
-    fragments are write-once, so a group's ``indexes`` stay valid while its fragments are
-    still exactly ``index_keys``.
+    whole (``walked``: id -> the file list walked), leaving out those named in ``skip`` (a
+    dry-run forget's). Index fragments are write-once, so a group's ``indexes`` stay valid
+    while its fragments are still exactly ``index_keys``.
     """
 
     skip: frozenset[str] = frozenset()
-    walked: set[str] = field(default_factory=set)
+    walked: dict[str, tuple[bytes, ...]] = field(default_factory=dict)
     used: dict[str, set[bytes]] = field(default_factory=dict)
     index_keys: dict[str, frozenset[str]] = field(default_factory=dict)
     tables: dict[str, dict[bytes, list[BlobLocation]]] = field(default_factory=dict)
@@ -428,7 +428,7 @@ class _Verifier:
                     continue
                 if gather and self.keep is not None:
                     used.update(snap.filelist_ids())
-                    self.keep.walked.add(snap.id)
+                    self.keep.walked[snap.id] = tuple(snap.filelist_ids())
 
     def keep_structure(self) -> None:
         """Hand each group's index, as read, to :attr:`keep`."""
