@@ -435,12 +435,14 @@ class Repository:
 
     def repair_index(self, groups: Iterable[str] = (), dry_run: bool = False) -> RepairResult:
         """Index the packs no readable index fragment names, from their trailers, and set
-        aside unreadable fragments; see :mod:`kvbackup.ops.repair`."""
+        aside unreadable fragments, under the exclusive lock (refused while a backup runs);
+        see :mod:`kvbackup.ops.repair`."""
         with self.core.bypassing_cache():  # repair what the store holds, not cached copies
             return repair_index(self.core, list(groups), dry_run)
 
     def repair_snapshots(self, dry_run: bool = False) -> RepairResult:
-        """Set aside unreadable snapshot records; see :mod:`kvbackup.ops.repair`."""
+        """Set aside unreadable snapshot records, under the exclusive lock (refused while a
+        backup runs); see :mod:`kvbackup.ops.repair`."""
         with self.core.bypassing_cache():
             return repair_snapshots(self.core, dry_run)
 
@@ -488,7 +490,9 @@ class Repository:
         progress: Progress | None = None,
     ) -> CopyResult:
         """Copy ``snapshots`` (default: every complete one) of ``source`` into this
-        repository, skipping those it has; see :mod:`kvbackup.ops.copy`."""
+        repository, skipping those it has; see :mod:`kvbackup.ops.copy`. It holds a read
+        lock on ``source`` and a shared lock on this repository (no forget or prune runs
+        on either meanwhile)."""
         with source.read_lock("copy"):
             chosen = None if snapshots is None else source._chosen(snapshots)
             return run_copy(source.core, self.core, chosen, progress=progress)
