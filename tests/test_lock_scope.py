@@ -27,6 +27,7 @@ from helpers import assert_same_tree
 from kvtools import cli_env, init_repo, kvb, open_repo, write_tree
 from lifecycle_tools import build_history, version
 
+from kvbackup.core import locks
 from kvbackup.core.locks import acquire_exclusive
 from kvbackup.core.progress import ProgressEvent
 from kvbackup.errors import ExitCode
@@ -96,6 +97,31 @@ def test_a_prune_of_the_target_refuses_while_a_copy_into_it_holds_its_lock(
     assert not list(Path(target_url, "locks").iterdir())  # the copy's lock went with it
     kvb("prune", "-r", target_url, cache=cache)  # the copy is over: nothing stops a prune
     kvb("restore", "latest", tmp_path / "out", "-r", target_url, "-q", cache=cache)
+    assert_same_tree(src, tmp_path / "out")
+
+
+def test_a_copy_waits_while_the_target_is_being_pruned_then_copies(
+    tmp_path: Path, source_repo: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(locks, "WAIT_POLL", 0.05)
+    source_url, src = source_repo
+    target_url = str(tmp_path / "to")
+    init_repo(target_url).close()
+    source, target, pruning = open_repo(source_url), open_repo(target_url), open_repo(target_url)
+    held = acquire_exclusive(pruning.core, "prune")
+    results: list[Any] = []
+    copying = threading.Thread(target=lambda: results.append(target.copy_from(source)))
+    try:
+        copying.start()
+        copying.join(1.0)
+        assert copying.is_alive() and target.snapshots() == []  # waiting, nothing written
+    finally:
+        held.release()
+        copying.join(120)
+        for repo in (source, target, pruning):
+            repo.close()
+    assert results and len(results[0].copied) == 3
+    kvb("restore", "latest", tmp_path / "out", "-r", target_url, "-q", cache=tmp_path / "c")
     assert_same_tree(src, tmp_path / "out")
 
 
