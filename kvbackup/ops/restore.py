@@ -30,7 +30,7 @@ from ..metadata import AS_ROOT, apply_metadata
 from ..sources import BLOCKDEV, CHARDEV, DIR, FIFO, FILE, SPECIAL_KINDS, SYMLINK, Entry
 from ..trees import remove_tree
 from . import overwrite
-from .restore_target import FileWriter, RestoreFile, RestoreTarget, is_temp_name
+from .restore_target import FileWriter, RestoreTarget, is_temp_name
 
 #: At most this many paths are listed in a result (kept, deleted, planned); all are counted.
 MAX_LISTED = 10_000
@@ -207,7 +207,7 @@ def run_restore(
             restored.add(entry.path)
         result.files += 1
 
-    def chunks_to_fetch() -> Iterator[tuple[tuple[RestoreFile, int], bytes]]:
+    def chunks_to_fetch() -> Iterator[tuple[tuple[Entry, int], bytes]]:
         def damaged_list(cid: bytes, exc: KvbackupError) -> None:
             if not cid:  # a malformed entry, already named
                 result.errors.append(("(file list)", str(exc)))
@@ -240,31 +240,20 @@ def run_restore(
                         continue
                     if not entry.chunks:
                         writer.write_empty(entry)
-                        continue
-                    locs = [locate(cid) for cid in entry.chunks]
-                    job = writer.add(entry, [loc.raw_length if loc else 0 for loc in locs])
                     for i, cid in enumerate(entry.chunks):
-                        yield (job, i), cid
+                        yield (entry, i), cid
                 else:
                     out.path(entry.path)
                     deferred.append(entry)
             except (OSError, KvbackupError) as exc:
-                writer.fail(entry, exc)
+                fail(entry, exc)
 
     verifier = (lambda data, cid: repo.hasher(data) == cid) if verify else None
     writer = FileWriter(out, fail, file_done, verifier)
-    locate = repo.chunk_locator(snapshot.group, index)
     last_report = 0.0
     try:
-        # The threads that fetch and decode a chunk also write it into its file (and commit
-        # the file after its last chunk): decoding and writing spread over the cores.
-        for job, _ in repo.fetch_into(
-            snapshot.group,
-            index,
-            chunks_to_fetch(),
-            lambda tag, data: writer.write(tag[0], tag[1], data),
-            locate=locate,
-        ):
+        for (entry, i), data in repo.fetch_chunks(snapshot.group, index, chunks_to_fetch()):
+            writer.write(entry, i, data)
             if progress and time.monotonic() - last_report > 0.2:
                 last_report = time.monotonic()
                 progress(
@@ -273,7 +262,7 @@ def run_restore(
                         result.files,
                         writer.bytes,
                         writer.bytes,
-                        display_name(job.entry.path),
+                        display_name(entry.path),
                     )
                 )
         writer.close()

@@ -11,12 +11,10 @@ completed leaves whatever was at its path untouched.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import os
 import secrets
 import stat
 import tempfile
-import threading
 from collections.abc import Callable
 
 from ..display import display_name
@@ -118,11 +116,6 @@ class RestoreTarget:
     def create_temp(self, rel: bytes) -> tuple[int, bytes]:
         """An open, new, private file at a temporary name beside ``rel``."""
         self.parent_dir(rel)
-        return self.open_temp(rel)
-
-    def open_temp(self, rel: bytes) -> tuple[int, bytes]:
-        """:meth:`create_temp` for a ``rel`` whose folder :meth:`parent_dir` has already
-        made sure of (safe from any thread: nothing is looked up or recorded)."""
         temp = self.temp_path(rel)
         return os.open(temp, _CREATE, 0o600), temp
 
@@ -159,42 +152,13 @@ class RestoreTarget:
 Verifier = Callable[[bytes, bytes], bool]
 
 
-class RestoreFile:
-    """One file being restored: where each of its chunks goes, and its temporary file.
-
-    Its chunks may be written by several threads, in any order; the lock keeps the opening,
-    the writes, the commit and an abort of the restore from overlapping.
-    """
-
-    __slots__ = (
-        "aborted", "damaged", "entry", "fd", "lengths", "lock", "offsets", "pending", "temp",
-        "written",
-    )  # fmt: skip
-
-    def __init__(self, entry: Entry, lengths: list[int]):
-        self.entry = entry
-        self.lengths = lengths
-        self.offsets = list(itertools.accumulate(lengths, initial=0))[:-1]
-        self.lock = threading.Lock()
-        self.fd = -1
-        self.temp = b""
-        self.pending = len(lengths)  # chunks not yet written (or found damaged)
-        self.written = 0
-        self.damaged = False
-        self.aborted = False
-
-
 class FileWriter:
-    """Writes fetched chunks into their files at their offsets, from any thread.
+    """Writes fetched chunks into their files, in order, one file open at a time.
 
-    :meth:`add` plans a file (its chunks' decoded lengths give their offsets);
-    :meth:`write` puts one chunk in place with ``os.pwrite``; the write of a file's last
-    chunk commits the file. A file reaches its name only if every chunk arrived and the size
-    is the one the file list records (and, with a ``verifier``, what was written reads back
-    to the same chunk ids); otherwise its temporary file is removed and the damage reported,
-    and the path keeps whatever it held before. ``fail`` and ``done`` are called one at a
-    time, from whichever thread finished the file; ``fail`` may raise to stop the restore
-    (then :meth:`abort`).
+    A file reaches its name only if it received every chunk, in order, and has the size the
+    file list records (and, with a ``verifier``, what was written reads back to the same
+    chunk ids); otherwise its temporary file is removed and the damage reported, and the
+    path keeps whatever it held before.
     """
 
     def __init__(
@@ -204,167 +168,144 @@ class FileWriter:
         done: Callable[[Entry], None],
         verifier: Verifier | None = None,
     ):
-        self.out, self._fail, self._done, self.verifier = out, fail, done, verifier
+        self.out, self.fail, self.done, self.verifier = out, fail, done, verifier
+        self.entry: Entry | None = None
+        self.fd = -1
+        self.temp = b""
+        self.damaged = False
+        self.next_chunk = 0
+        self.written = 0
+        self.lengths: list[int] = []
         self.bytes = 0
-        self._lock = threading.Lock()  # the callbacks, ``bytes`` and the unfinished files
-        self._unfinished: set[RestoreFile] = set()
 
-    def fail(self, entry: Entry, exc: Exception) -> None:
-        with self._lock:
-            self._fail(entry, exc)
-
-    def add(self, entry: Entry, lengths: list[int]) -> RestoreFile:
-        """Plan ``entry``, whose chunks decode to ``lengths`` bytes; nothing is opened yet."""
-        job = RestoreFile(entry, lengths)
-        with self._lock:
-            self._unfinished.add(job)
-        return job
-
-    def write(self, job: RestoreFile, i: int, data: bytes | KvbackupError) -> None:
-        """Write chunk ``i`` of ``job`` (or note it cannot be had); commit the file after
-        its last chunk."""
-        error: Exception | None = None
-        with job.lock:
-            if not (job.damaged or job.aborted):
-                if isinstance(data, KvbackupError):
-                    error = data
-                else:
-                    try:
-                        self._write(job, i, data)
-                    except (OSError, KvbackupError) as exc:
-                        error = exc
-                if error is not None:
-                    job.damaged = True
-            job.pending -= 1
-            last = job.pending == 0
-        if error is not None:
-            self.fail(job.entry, error)
-        if last:
-            self._finish(job)
+    def write(self, entry: Entry, i: int, data: bytes | KvbackupError) -> None:
+        if i == 0:
+            self._finish()
+            self._start(entry)
+        if self.damaged:
+            return
+        if entry is not self.entry or i != self.next_chunk:
+            raise RuntimeError(
+                f"restore: chunk {i} of {display_name(entry.path)} arrived out of order"
+            )
+        self.next_chunk += 1
+        if isinstance(data, KvbackupError):
+            self.fail(entry, data)
+            self.damaged = True
+            return
+        try:
+            self._write(data)
+        except OSError as exc:
+            self.fail(entry, exc)
+            self.damaged = True
+            return
+        self.lengths.append(len(data))
+        self.written += len(data)
+        self.bytes += len(data)
 
     def write_empty(self, entry: Entry) -> None:
-        """Restore a file with no chunks."""
-        if entry.size != 0:
-            self.fail(entry, CorruptionError(f"the file list says {entry.size} bytes in no chunks"))
-            return
-        job = RestoreFile(entry, [])
+        """Restore a file with no chunks (apart from the file being streamed, if any)."""
+        temp = b""
         try:
-            job.fd, job.temp = self.out.create_temp(entry.path)
+            if entry.size != 0:
+                raise CorruptionError(f"the file list says {entry.size} bytes in no chunks")
+            fd, temp = self.out.create_temp(entry.path)
+            try:
+                apply_metadata_fd(fd, entry)
+            finally:
+                os.close(fd)
+            self.out.replace(temp, entry.path)
+            temp = b""
+            self.done(entry)
         except (OSError, KvbackupError) as exc:
             self.fail(entry, exc)
+        finally:
+            if temp:
+                with contextlib.suppress(OSError):
+                    os.unlink(temp)
+
+    def _start(self, entry: Entry) -> None:
+        self.entry, self.damaged, self.next_chunk, self.written = entry, False, 0, 0
+        self.lengths = []
+        try:
+            self.fd, self.temp = self.out.create_temp(entry.path)
+        except (OSError, KvbackupError) as exc:
+            self.fd, self.temp = -1, b""
+            self.fail(entry, exc)
+            self.damaged = True
+
+    def _write(self, data: bytes) -> None:
+        if self.entry is not None and self.entry.sparse:
+            self._write_sparse(data)
             return
-        with self._lock:
-            self._unfinished.add(job)
-        self._finish(job)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.fd, view) :]
 
-    def _write(self, job: RestoreFile, i: int, data: bytes) -> None:
-        if len(data) != job.lengths[i]:
-            raise CorruptionError(
-                f"chunk {i} decodes to {len(data)} bytes, its location says {job.lengths[i]}"
-            )
-        if job.fd < 0:
-            job.fd, job.temp = self.out.open_temp(job.entry.path)
-        if job.entry.sparse:
-            _pwrite_sparse(job.fd, data, job.offsets[i])
-        else:
-            _pwrite_all(job.fd, data, job.offsets[i])
-        job.written += len(data)
-        with self._lock:
-            self.bytes += len(data)
+    def _write_sparse(self, data: bytes) -> None:
+        """Write ``data``, leaving runs of zero blocks as holes (the file is sized at the end)."""
+        view = memoryview(data)
+        zero = bytes(_HOLE_BLOCK)
+        pos = 0
+        while pos < len(view):
+            block = view[pos : pos + _HOLE_BLOCK]
+            if block == zero[: len(block)]:
+                os.lseek(self.fd, len(block), os.SEEK_CUR)
+            else:
+                rest = block
+                while rest:
+                    rest = rest[os.write(self.fd, rest) :]
+            pos += len(block)
 
-    def _check(self, job: RestoreFile) -> None:
-        entry = job.entry
-        if job.written != entry.size:
+    def _check(self, fd: int, entry: Entry) -> None:
+        if self.next_chunk != len(entry.chunks) or self.written != entry.size:
             raise CorruptionError(
-                f"restored {job.written} bytes in {len(job.lengths)} chunks, the file list "
+                f"restored {self.written} bytes in {self.next_chunk} chunks, the file list "
                 f"says {entry.size} bytes in {len(entry.chunks)} chunks"
             )
         if entry.sparse:
-            os.ftruncate(job.fd, entry.size)
+            os.ftruncate(fd, entry.size)
         if self.verifier is not None:
-            for cid, length, offset in zip(entry.chunks, job.lengths, job.offsets, strict=True):
-                data = os.pread(job.fd, length, offset)
+            offset = 0
+            for cid, length in zip(entry.chunks, self.lengths, strict=True):
+                data = os.pread(fd, length, offset)
                 if len(data) != length or not self.verifier(data, cid):
                     raise CorruptionError(
                         f"read back after writing, the bytes at offset {offset} do not match "
                         f"chunk {cid.hex()}"
                     )
+                offset += length
 
-    def _finish(self, job: RestoreFile) -> None:
-        """Commit ``job`` (checked, its metadata applied, renamed into place) or drop it."""
-        error: Exception | None = None
-        with job.lock:
-            if job.aborted:
-                return
-            committed = False
-            try:
-                if not job.damaged:
-                    self._check(job)
-                    apply_metadata_fd(job.fd, job.entry)
-                    _close(job)
-                    self.out.replace(job.temp, job.entry.path)
-                    committed = True
-            except (OSError, KvbackupError) as exc:
-                error = exc
-            finally:
-                if not committed:
-                    _drop(job)  # never leave a partial file behind
-                job.aborted = True  # finished: nothing more happens to it
-            with self._lock:
-                self._unfinished.discard(job)
-        if error is not None:
-            self.fail(job.entry, error)
-        elif committed:
-            with self._lock:
-                self._done(job.entry)
+    def _finish(self) -> None:
+        entry, self.entry = self.entry, None
+        if entry is None:
+            return
+        fd, self.fd = self.fd, -1
+        temp, self.temp = self.temp, b""
+        try:
+            if not self.damaged:
+                self._check(fd, entry)
+                apply_metadata_fd(fd, entry)
+            if fd >= 0:
+                os.close(fd)
+                fd = -1
+            if not self.damaged:
+                self.out.replace(temp, entry.path)
+                temp = b""
+                self.done(entry)
+        except (OSError, KvbackupError) as exc:
+            self.fail(entry, exc)
+        finally:
+            if fd >= 0:
+                os.close(fd)
+            if temp:
+                with contextlib.suppress(OSError):
+                    os.unlink(temp)  # never leave a partial file behind
 
     def close(self) -> None:
-        """Check that every planned file was finished (all their chunks were written)."""
-        if self._unfinished:
-            left = len(self._unfinished)
-            self.abort()
-            raise RuntimeError(f"restore: {left} files were planned and never finished")
+        self._finish()
 
     def abort(self) -> None:
-        """Drop every file not finished (an exception stopped the restore); a thread still
-        writing one of them finds it dropped and leaves it."""
-        with self._lock:
-            jobs, self._unfinished = list(self._unfinished), set()
-        for job in jobs:
-            with job.lock:
-                job.aborted = True
-                _drop(job)
-
-
-def _close(job: RestoreFile) -> None:
-    fd, job.fd = job.fd, -1
-    if fd >= 0:
-        os.close(fd)
-
-
-def _drop(job: RestoreFile) -> None:
-    """Close and remove the temporary file of ``job``, if it has one."""
-    with contextlib.suppress(OSError):
-        _close(job)
-    temp, job.temp = job.temp, b""
-    if temp:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-
-
-def _pwrite_all(fd: int, data: bytes | memoryview, offset: int) -> None:
-    view = memoryview(data)
-    while view:
-        n = os.pwrite(fd, view, offset)
-        view, offset = view[n:], offset + n
-
-
-def _pwrite_sparse(fd: int, data: bytes, offset: int) -> None:
-    """Write ``data`` at ``offset``, leaving runs of zero blocks as holes (the file is sized
-    when it is committed)."""
-    view = memoryview(data)
-    zero = bytes(_HOLE_BLOCK)
-    for pos in range(0, len(view), _HOLE_BLOCK):
-        block = view[pos : pos + _HOLE_BLOCK]
-        if block != zero[: len(block)]:
-            _pwrite_all(fd, block, offset + pos)
+        """Drop the file being written, if any (an exception stopped the restore)."""
+        self.damaged = True
+        self._finish()
