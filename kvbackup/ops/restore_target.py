@@ -205,24 +205,15 @@ class FileWriter:
 
     def write_empty(self, entry: Entry) -> None:
         """Restore a file with no chunks (apart from the file being streamed, if any)."""
-        temp = b""
+        if entry.size != 0:
+            self.fail(entry, CorruptionError(f"the file list says {entry.size} bytes in no chunks"))
+            return
         try:
-            if entry.size != 0:
-                raise CorruptionError(f"the file list says {entry.size} bytes in no chunks")
             fd, temp = self.out.create_temp(entry.path)
-            try:
-                apply_metadata_fd(fd, entry)
-            finally:
-                os.close(fd)
-            self.out.replace(temp, entry.path)
-            temp = b""
-            self.done(entry)
         except (OSError, KvbackupError) as exc:
             self.fail(entry, exc)
-        finally:
-            if temp:
-                with contextlib.suppress(OSError):
-                    os.unlink(temp)
+            return
+        self._commit(entry, fd, temp, damaged=False)
 
     def _start(self, entry: Entry) -> None:
         self.entry, self.damaged, self.next_chunk, self.written = entry, False, 0, 0
@@ -282,14 +273,27 @@ class FileWriter:
             return
         fd, self.fd = self.fd, -1
         temp, self.temp = self.temp, b""
+        self._commit(entry, fd, temp, self.damaged, check=lambda: self._check(fd, entry))
+
+    def _commit(
+        self,
+        entry: Entry,
+        fd: int,
+        temp: bytes,
+        damaged: bool,
+        check: Callable[[], None] | None = None,
+    ) -> None:
+        """Give the temporary file ``temp`` (open as ``fd``, ``-1`` if it is not) its metadata
+        and ``entry``'s name, or remove it if it is ``damaged`` or anything fails."""
         try:
-            if not self.damaged:
-                self._check(fd, entry)
+            if not damaged:
+                if check is not None:
+                    check()
                 apply_metadata_fd(fd, entry)
             if fd >= 0:
                 os.close(fd)
                 fd = -1
-            if not self.damaged:
+            if not damaged:
                 self.out.replace(temp, entry.path)
                 temp = b""
                 self.done(entry)
