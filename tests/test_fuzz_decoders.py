@@ -18,7 +18,7 @@ from kvbackup.core.repo import RepoCore
 from kvbackup.errors import BadPasswordError, CorruptionError, PluginError
 from kvbackup.format.config import CHECKSUM_KEY, RepoConfig
 from kvbackup.format.envelope import Codec, ObjectType
-from kvbackup.format.filelist import decode_entry, encode_entry, read_entries
+from kvbackup.format.filelist import decode_entry, encode_entry, read_entries, validate_entry
 from kvbackup.format.index import BlobLocation, decode_blob_table, decode_fragment, encode_fragment
 from kvbackup.format.keyslots import parse_slot, read_slot, unlock
 from kvbackup.format.packs import TRAILER_LEN, PackBuilder, decode_trailer
@@ -264,6 +264,17 @@ def test_file_list_line_decoding_raises_only_corruption(data: Any) -> None:
     assert 0 <= decoded.mode <= 0o7777 and -(2**63) <= decoded.mtime_ns < 2**63
     assert decoded.kind != SYMLINK or (decoded.target and b"\0" not in decoded.target)
     assert decoded.kind != FILE or decoded.chunks or decoded.size == 0  # no empty stand-in
+    assert validate_entry(decoded) is decoded  # the decoder's one-pass checks miss nothing
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [{"c": [1]}, {"c": None}, {"c": ["ab"]}, {"mt": True}, {"un": 5}, {"sp": 1}, {"n": 0}],
+)
+def test_a_malformed_field_is_reported_with_the_entry_it_spoils(fields: dict[str, Any]) -> None:
+    record = {"p": "dir/file", "t": "f", "m": 0o644, "mt": 1, **fields}
+    with pytest.raises(CorruptionError, match="dir/file: "):
+        decode_entry(json.dumps(record).encode())
 
 
 @FUZZ

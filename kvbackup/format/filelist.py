@@ -151,14 +151,20 @@ def validate_entry(entry: Entry) -> Entry:
     target. Whether a path is safe to create under a restore target is the restorer's check
     (:func:`kvbackup.sources.check_relative_path`).
     """
-    if entry.kind not in _KIND_CODES:
-        raise ValueError(f"unknown type {entry.kind!r}")
-    if len(entry.path) > MAX_PATH_BYTES:
-        raise ValueError(f"path of {len(entry.path)} bytes")
     for name, (low, high) in _FIELD_RANGES.items():
         value = getattr(entry, name)
         if type(value) is not int or not low <= value <= high:
             raise ValueError(f"{name} out of range")
+    return _validate_other_fields(entry)
+
+
+def _validate_other_fields(entry: Entry) -> Entry:
+    """:func:`validate_entry` but for the integer fields (which :func:`_entry` checks as it
+    reads them)."""
+    if entry.kind not in _KIND_CODES:
+        raise ValueError(f"unknown type {entry.kind!r}")
+    if len(entry.path) > MAX_PATH_BYTES:
+        raise ValueError(f"path of {len(entry.path)} bytes")
     if entry.kind == SYMLINK:
         target = entry.target
         if not target or b"\0" in target or len(target) > MAX_TARGET_BYTES:
@@ -184,41 +190,76 @@ def _int(record: dict[str, Any], key: str, default: int | None = None) -> int:
     return value
 
 
+#: The integer fields of a line: key, default (``None``: required), the entry's field and
+#: its range. Read in this order: the order of :class:`Entry`'s fields after ``kind``.
+_INT_FIELDS = tuple(
+    (key, default, name, *_FIELD_RANGES[name])
+    for key, default, name in (
+        ("m", None, "mode"),
+        ("s", 0, "size"),
+        ("mt", None, "mtime_ns"),
+        ("ct", 0, "ctime_ns"),
+        ("i", 0, "inode"),
+        ("u", -1, "uid"),
+        ("g", -1, "gid"),
+    )
+)
+
+
 def _entry(record: dict[str, Any], line: bytes) -> Entry:
+    """The entry of one parsed line, checked (the hot path of every reader: one pass over
+    the fields, no second look at the integers)."""
     if not isinstance(record, dict):
         raise ValueError("not a JSON object")
     path = _get_bytes(record, "p")
     if path is None:
         raise ValueError("no path")
-    ids = record.get("c", [])
-    if not isinstance(ids, list) or not all(isinstance(c, str) for c in ids):
-        raise ValueError("field 'c' is not a list of chunk ids")
-    chunks = [bytes.fromhex(c) for c in ids]
-    if any(len(c) != ID_BYTES for c in chunks):
-        raise ValueError("bad chunk id")
-    entry = Entry(
-        path=path,
-        kind=_CODE_KINDS[record["t"]],
-        mode=_int(record, "m"),
-        size=_int(record, "s", 0),
-        mtime_ns=_int(record, "mt"),
-        ctime_ns=_int(record, "ct", 0),
-        inode=_int(record, "i", 0),
-        uid=_int(record, "u", -1),
-        gid=_int(record, "g", -1),
-        target=_get_bytes(record, "l"),
-        chunks=chunks,
-        line=line,
-        user=_str(record, "un"),
-        group=_str(record, "gn"),
-        xattrs=_xattrs(record.get("x")),
-        hardlink=_get_bytes(record, "h"),
-        nlink=_int(record, "n", 1),
-        sparse=_bool(record, "sp"),
-        rdev=_int(record, "rd", 0),
-    )
+    ints = []
     try:
-        return validate_entry(entry)
+        for key, default, name, low, high in _INT_FIELDS:
+            value = record.get(key, default)
+            if type(value) is not int:  # not a bool, not a string of digits
+                raise ValueError(f"field {key!r} is not an integer")
+            if not low <= value <= high:
+                raise ValueError(f"{name} out of range")
+            ints.append(value)
+        ids = record.get("c", [])
+        try:
+            if type(ids) is not list:
+                raise TypeError
+            chunks = list(map(bytes.fromhex, ids))
+        except TypeError:
+            raise ValueError("field 'c' is not a list of chunk ids") from None
+        for chunk in chunks:
+            if len(chunk) != ID_BYTES:
+                raise ValueError("bad chunk id")
+        mode, size, mtime_ns, ctime_ns, inode, uid, gid = ints
+        entry = Entry(
+            path,
+            _CODE_KINDS[record["t"]],
+            mode,
+            size,
+            mtime_ns,
+            ctime_ns,
+            inode,
+            uid,
+            gid,
+            target=_get_bytes(record, "l") if "l" in record or "lb" in record else None,
+            chunks=chunks,
+            line=line,
+            user=_str(record, "un") if "un" in record else "",
+            group=_str(record, "gn") if "gn" in record else "",
+            xattrs=_xattrs(record["x"]) if "x" in record else None,
+            hardlink=_get_bytes(record, "h") if "h" in record or "hb" in record else None,
+            nlink=_int(record, "n") if "n" in record else 1,
+            sparse=_bool(record, "sp") if "sp" in record else False,
+            rdev=_int(record, "rd") if "rd" in record else 0,
+        )
+        for name in ("nlink", "rdev"):
+            low, high = _FIELD_RANGES[name]
+            if not low <= getattr(entry, name) <= high:
+                raise ValueError(f"{name} out of range")
+        return _validate_other_fields(entry)
     except ValueError as exc:
         if len(path) > MAX_PATH_BYTES:
             raise
