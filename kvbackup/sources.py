@@ -83,10 +83,14 @@ class Source(ABC):
     :attr ordered: ``scan`` yields entries sorted by :meth:`Entry.sort_key`, each directory
         before what it contains; the engine then compares them with the parent snapshot's
         entries in one streaming pass and skips unchanged files without reading them.
+    :attr ranged_reads: the stream :meth:`open` returns can ``seek(offset)`` to any byte of
+        the file without reading what comes before (a local file, a ranged GET): a
+        distributed backup then reads one large file in parts on several workers.
     """
 
     identity: str = ""
     ordered: bool = False
+    ranged_reads: bool = False
     #: ``scan`` applies the exclude rules in :attr:`excludes` itself (so an excluded folder
     #: is never read); otherwise the engine filters what ``scan`` yields.
     applies_excludes: bool = False

@@ -346,6 +346,17 @@ def _read_all(fh: Any) -> bytes:
         parts.append(bytes(part))
 
 
+def _read_exactly(fh: Any, n: int) -> bytes:
+    parts: list[bytes] = []
+    while n > 0:
+        part = fh.read(n)
+        if not part:
+            break
+        parts.append(bytes(part))
+        n -= len(part)
+    return b"".join(parts)
+
+
 def _raise(path: bytes, exc: Exception) -> None:
     raise AssertionError(f"the source reported {path!r} as unreadable: {exc}")
 
@@ -416,6 +427,24 @@ class SourceConformance:
     def test_a_large_file_is_read_whole(self, make_source: MakeSource) -> None:
         content = os.urandom(self.large_file_size)
         assert read_source(make_source({b"large.bin": content})) == {b"large.bin": content}
+
+    def test_ranged_reads_read_from_any_offset(self, make_source: MakeSource) -> None:
+        """A source that declares ``ranged_reads`` seeks: the bytes from an offset (to the
+        end, or a given length) are the file's bytes there."""
+        content = os.urandom(self.large_file_size)
+        source = make_source({b"large.bin": content})
+        if not source.ranged_reads:
+            pytest.skip("the source does not declare ranged reads")
+        (entry,) = [e for e in source.scan(_raise) if e.kind == FILE]
+        start = len(content) // 3 + 1
+        with source.open(entry) as fh:
+            fh.seek(start)
+            assert _read_all(fh) == content[start:]
+        with source.open(entry) as fh:
+            fh.seek(start * 2)
+            assert _read_exactly(fh, 1000) == content[start * 2 : start * 2 + 1000]
+            fh.seek(10)
+            assert _read_exactly(fh, 10) == content[10:20]
 
     def test_a_name_that_is_not_utf8_round_trips(self, make_source: MakeSource) -> None:
         if not self.non_utf8_names:

@@ -20,11 +20,11 @@ from kvtools import PASSWORD, SMALL_CHUNKS
 from s3servers import S3Server
 from stores.countingproxy import CountingProxy
 
-from kvbackup import Repository
+from kvbackup import ChunkerParams, Repository
 from kvbackup.core.locks import list_locks
-from kvbackup.errors import ClusterError, UsageError
+from kvbackup.errors import ClusterError, KvbackupError, UsageError
 from kvbackup.ops import distbackup
-from kvbackup.ops.distbackup import check_secure_address, plan_shards
+from kvbackup.ops.distbackup import Piece, assemble_ranges, check_secure_address, plan_shards
 
 distributed = pytest.importorskip("distributed")
 
@@ -78,20 +78,50 @@ def listing(repo: Repository, snapshot: str) -> list[tuple[Any, ...]]:
     ]
 
 
-def new_repo(moto_s3: S3Server) -> tuple[str, Repository]:
+def new_repo(moto_s3: S3Server, segment_size: int | None = 256 << 20) -> tuple[str, Repository]:
     url = f"s3://{moto_s3.new_bucket()}/repo"
     # small chunks (many per file), packs of a few hundred KiB (several per worker)
-    Repository.init(url, password=PASSWORD, chunker=SMALL_CHUNKS, pack_size=384 << 10).close()
+    chunker = ChunkerParams(**{**SMALL_CHUNKS.as_dict(), "segment_size": segment_size})
+    Repository.init(url, password=PASSWORD, chunker=chunker, pack_size=384 << 10).close()
     return url, Repository.open(url, password=PASSWORD)
 
 
 def test_shards_keep_order_balance_bytes_and_give_every_worker_work() -> None:
     sizes = [100] * 40 + [10 << 30] + [100] * 3
     shards = plan_shards(sizes, workers=4)
-    assert [p for shard in shards for p in shard] == list(range(len(sizes)))
-    assert [40] in shards  # a file larger than a shard is a shard of its own
+    assert [p.pos for shard in shards for p in shard] == list(range(len(sizes)))
+    assert all(p.whole for shard in shards for p in shard)
+    assert [Piece(40)] in shards  # without segments, a large file is a shard of its own
     many = plan_shards([1 << 20] * 64, workers=2)  # 64 MiB over 2 workers: ~8 MiB shards
     assert len(many) == 8 and {len(s) for s in many} == {8}
+
+
+def test_a_file_larger_than_a_shard_is_split_into_ranges_of_whole_segments() -> None:
+    segment = 64 << 20
+    huge = 10 * (1 << 30) + 5  # 10 GiB and a bit: 161 segments, the last of 5 bytes
+    shards = plan_shards([100] * 3 + [huge] + [100], workers=4, segment_size=segment)
+    ranges = [s[0] for s in shards if s[0].pos == 3]
+    assert all(len(s) == 1 for s in shards if s[0].pos == 3)  # one task per range
+    assert shards[0] == [Piece(0), Piece(1), Piece(2)] and shards[-1] == [Piece(4)]
+    assert all(r.start % segment == 0 for r in ranges)
+    assert all(r.length == 256 << 20 for r in ranges[:-1])  # a shard's worth of segments
+    assert ranges[-1].length is None and ranges[-1].start < huge  # the last: to the end
+    assert [r.start for r in ranges] == list(range(0, huge, 256 << 20))
+    # a file of a few segments over 2 workers: ranges of one segment, so both get some
+    small = plan_shards([5 * segment + 1], workers=2, segment_size=segment)
+    assert [s[0].start for s in small] == [n * segment for n in range(6)]
+
+
+def test_the_client_refuses_ranges_that_do_not_cover_the_file() -> None:
+    a, b, c = Piece(0, 0, 10), Piece(0, 10, 10), Piece(0, 20, None)
+    done = {a: (10, 1, [b"a"]), b: (10, 1, [b"b"]), c: (3, 1, [b"c"])}
+    assert assemble_ranges([(p, done[p]) for p in (c, a, b)]) == (23, [b"a", b"b", b"c"])
+    for pieces in ([a, c], [a, b], [b, c], [a, b, b, c], [a, a, b, c]):
+        with pytest.raises(KvbackupError, match="do not cover"):
+            assemble_ranges([(p, done[p]) for p in pieces])
+    # a range that could not be read, or a short one followed by more: not stored
+    assert assemble_ranges([(a, done[a]), (b, None), (c, done[c])]) is None
+    assert assemble_ranges([(a, (4, 1, [b"a"])), (b, done[b]), (c, done[c])]) is None
 
 
 @pytest.mark.parametrize(
@@ -174,6 +204,47 @@ def test_distributed_snapshot_equals_the_one_process_backup(
     assert repo.verify(use_cache=False).ok
 
 
+@pytest.mark.parametrize(
+    ("segment_size", "ranges"), [(1 << 20, 7), (None, 0)], ids=["segments", "old-config"]
+)
+def test_a_large_file_is_read_in_ranges_by_several_tasks_with_the_one_process_chunks(
+    tmp_path: Path,
+    moto_s3: S3Server,
+    client: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    segment_size: int | None,
+    ranges: int,
+) -> None:
+    """A file of several segments is split over several tasks: its entry (chunk ids
+    included) and the file list are those of a one-process backup, and it restores. In a
+    repository whose config has no segment size (made before segments existed) the file
+    is one shard, read whole by one worker, as before."""
+    monkeypatch.setattr(distbackup, "MIN_SHARD_BYTES", 1 << 20)  # ranges of one segment
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    huge = os.urandom(5 << 20)
+    (src / "huge.bin").write_bytes(huge + huge[: 1 << 20] + b"tail")  # 6 MiB and 4 bytes
+    (src / "sub" / "a.txt").write_text("small")
+    (src / "sub" / "b.bin").write_bytes(os.urandom(300_000))
+    _url, repo = new_repo(moto_s3, segment_size)
+    spread = repo.backup(src, host="spread", executor=client)  # first: the workers store
+    alone = repo.backup(src, host="alone")
+    info = spread.distributed
+    assert info is not None
+    assert info["files_split"] == (1 if ranges else 0) and info["ranges"] == ranges
+    assert info["shards"] == (1 + ranges if ranges else 2)  # a range each, or the file whole
+    if ranges:
+        assert len(info["workers"]) == 2
+    assert listing(repo, spread.snapshot.id) == listing(repo, alone.snapshot.id)
+    assert spread.snapshot.filelist == alone.snapshot.filelist
+    assert spread.stats.files_read == alone.stats.files_read == 3
+    assert spread.stats.bytes_read == alone.stats.bytes_read
+    assert sum(w["bytes_read"] for w in info["workers"].values()) == spread.stats.bytes_read
+    repo.restore(spread.snapshot.id, tmp_path / "out")
+    assert_same_tree(src, tmp_path / "out")
+    assert repo.verify(use_cache=False).ok
+
+
 def test_a_distributed_backup_applies_and_records_the_exclude_rules(
     tmp_path: Path, moto_s3: S3Server, client: Any
 ) -> None:
@@ -235,24 +306,31 @@ def test_an_fsspec_source_on_one_s3_server_backed_up_into_the_other(
 ) -> None:
     """Objects on the rclone server, read by the workers through the fsspec source (options
     sent with the run, through a proxy that counts requests), into a repository on moto: the
-    snapshot equals the one-process backup's and restores the objects' bytes; an incremental
-    run downloads only the objects that changed (same size new ETag, or new size)."""
+    snapshot equals the one-process backup's and restores the objects' bytes; one large
+    object is read in ranges (ranged GETs) by several tasks; an incremental run downloads
+    only the objects that changed (same size new ETag, or new size)."""
     bucket = rclone_s3.new_bucket()
     objects = lake_objects()
+    objects["lake/z/large.bin"] = os.urandom((3 << 20) + 5)  # sorted last
     put_objects(rclone_s3, bucket, objects)
-    _url, repo = new_repo(moto_s3)
+    _url, repo = new_repo(moto_s3, segment_size=1 << 20)
     with CountingProxy(rclone_s3.endpoint) as proxy:
         url = f"s3://{bucket}/lake"
         options = {
             "endpoint_url": proxy.endpoint,
             "key": rclone_s3.access_key,
             "secret": rclone_s3.secret_key,
+            # rclone sends the whole object's checksum with a ranged GET (S3 sends none)
+            "config_kwargs.response_checksum_validation": "when_required",
         }
         alone = repo.backup(url, source_options=options, host="alone")
         proxy.requests.clear()
         spread = repo.backup(url, source_options=options, host="spread", executor=client)
         info = spread.distributed
         assert info is not None and info["shards"] >= 3 and len(info["workers"]) == 2
+        assert info["files_split"] == 1 and info["ranges"] == 4
+        large_gets = [p for p in proxy.object_gets() if p.endswith("/lake/z/large.bin")]
+        assert len(large_gets) >= 4  # each range task fetched its own part
         assert spread.stats.files_read == len(objects)
         assert sum(w["files_read"] for w in info["workers"].values()) == len(objects)
         fetched = {p.split("/", 2)[2] for p in proxy.object_gets()}

@@ -21,6 +21,7 @@ from helpers import cli_env, kvbackup
 
 from kvbackup import Repository
 from kvbackup.errors import BadPasswordError
+from kvbackup.format.chunker import Chunker
 from kvbackup.format.envelope import ObjectType
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -124,3 +125,31 @@ def test_old_repository_restores_and_verifies_through_the_command(
     kvbackup("verify", "--repo", old_repo, "--no-cache", env=env)
     kvbackup("restore", "--repo", old_repo, "latest", tmp_path / "out", env=env)
     assert tree_of(tmp_path / "out") == MANIFEST["trees"][latest]
+
+
+def test_old_repository_backs_up_with_its_old_cuts_and_keeps_its_config(
+    old_repo: Path, tmp_path: Path
+) -> None:
+    """A config written before segments existed has no ``segment_size``: backups into it
+    cut files as they always did (one content-defined pass, no forced cut), and the config
+    is never rewritten."""
+    config = (old_repo / "config").read_bytes()
+    src = tmp_path / "src"
+    src.mkdir()
+    data = os.urandom(5 << 20)
+    (src / "large.bin").write_bytes(data)
+    (src / "small.txt").write_text("small")
+    with Repository.open(str(old_repo), password=MANIFEST["password"]) as repo:
+        params = repo.core.config.chunker
+        assert params.segment_size is None and "segment_size" not in params.as_dict()
+        result = repo.backup(src)
+        (entry,) = [e for e in repo.entries(result.snapshot.id) if e.path == b"large.bin"]
+        cuts = Chunker(params).cut_points(data)
+        assert entry.chunks == [
+            repo.core.hasher(data[a:b]) for a, b in zip([0, *cuts], cuts, strict=False)
+        ]
+        repo.restore(result.snapshot.id, tmp_path / "out")
+        assert repo.verify(use_cache=False).ok
+    assert (tmp_path / "out" / "large.bin").read_bytes() == data
+    assert (tmp_path / "out" / "small.txt").read_text() == "small"
+    assert (old_repo / "config").read_bytes() == config

@@ -194,9 +194,11 @@ def run_profile_sources(ctx: click.Context) -> None:
 
 
 def _echo_workers(info: dict[str, Any]) -> None:
+    split = info.get("files_split", 0)
     click.echo(
         f"  {info['shards']} shards on {len(info['workers'])} workers; "
-        f"{info['chunks_duplicated']} chunks stored twice by workers at once "
+        + (f"{split} large files read in {info['ranges']} ranges; " if split else "")
+        + f"{info['chunks_duplicated']} chunks stored twice by workers at once "
         f"({human_size(info['bytes_duplicated'])})"
     )
     for address, w in sorted(info["workers"].items()):

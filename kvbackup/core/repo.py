@@ -27,9 +27,10 @@ from ..errors import (
     RepositoryExistsError,
     RepositoryNotFoundError,
     SnapshotNotFoundError,
+    UsageError,
 )
 from ..format.chunker import DATA_CHUNKS, ChunkerParams, ChunkHasher
-from ..format.config import CHECKSUM_KEY, RepoConfig, decode_limits
+from ..format.config import CHECKSUM_KEY, RepoConfig, check_chunker, decode_limits
 from ..format.envelope import Codec, ObjectType
 from ..format.filelist import read_entries
 from ..format.index import BlobLocation, GroupIndex, decode_fragment, encode_fragment
@@ -182,6 +183,10 @@ class RepoCore:
         # Everything is checked before the store is touched: a bad option or a failing
         # plugin leaves no folder and no half-made repository behind.
         chain = _chain_spec(registry, compression, compression_level, encryption)
+        try:
+            check_chunker(chunker or DATA_CHUNKS)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
         cipher = next(
             (t["name"] for t in chain if registry.get("transform", t["name"]).role == "encryption"),
             None,

@@ -9,28 +9,45 @@ from typing import Any, BinaryIO
 import blake3
 
 ID_BYTES = 32
+#: The segment size of repositories created from now on (see :class:`ChunkerParams`).
+DEFAULT_SEGMENT_SIZE = 256 * 1024 * 1024
 
 
 @dataclass(frozen=True)
 class ChunkerParams:
-    """FastCDC bounds; files no larger than ``small_file`` are one chunk."""
+    """FastCDC bounds; files no larger than ``small_file`` are one chunk.
+
+    ``segment_size``: a larger file is cut at every multiple of it (a forced cut), and each
+    segment is chunked on its own, its content-defined cuts starting afresh, so that any
+    run of whole segments can be chunked apart (by a Dask worker) with the very chunks a
+    pass over the whole file gives. ``None`` (repositories made before it existed): no
+    forced cut.
+    """
 
     min_size: int = 256 * 1024
     avg_size: int = 1024 * 1024
     max_size: int = 4 * 1024 * 1024
     small_file: int = 1024 * 1024
+    segment_size: int | None = DEFAULT_SEGMENT_SIZE
 
     def as_dict(self) -> dict[str, int]:
-        return {
+        """The config's ``chunker`` object (no ``segment_size`` when there is none)."""
+        out = {
             "min_size": self.min_size,
             "avg_size": self.avg_size,
             "max_size": self.max_size,
             "small_file": self.small_file,
         }
+        if self.segment_size is not None:
+            out["segment_size"] = self.segment_size
+        return out
 
 
 DATA_CHUNKS = ChunkerParams()
-METADATA_CHUNKS = ChunkerParams(min_size=16 * 1024, avg_size=64 * 1024, max_size=256 * 1024)
+#: File lists are cut from a buffer (:meth:`Chunker.cut_points`), never in segments.
+METADATA_CHUNKS = ChunkerParams(
+    min_size=16 * 1024, avg_size=64 * 1024, max_size=256 * 1024, segment_size=None
+)
 
 
 class Chunker:
@@ -55,8 +72,31 @@ class Chunker:
                     yield data
                 return
             source = _Prefixed(data, stream)  # the file grew: cut it as a large one
-        for chunk in self._cdc.cut_stream(source):
-            yield bytes(chunk.data)
+        yield from self.segment_chunks(source)
+
+    def segment_chunks(self, stream: BinaryIO, limit: int | None = None) -> Iterator[bytes]:
+        """Yield the chunks of ``stream``, which starts at a segment boundary of a file
+        larger than ``small_file``, reading at most ``limit`` bytes (``None``: to the end).
+
+        With a segment size, each segment is chunked on its own, so chunking segments
+        ``k..`` of a file from its byte ``k * segment_size`` gives the chunks a pass over the
+        whole file gives from there. Without one, the stream is one content-defined run.
+        """
+        segment = self.params.segment_size
+        if segment is None:
+            source: Any = stream if limit is None else _Limited(stream, limit)
+            for chunk in self._cdc.cut_stream(source):
+                yield bytes(chunk.data)
+            return
+        left = limit
+        while left is None or left > 0:
+            part = _Limited(stream, segment if left is None else min(segment, left))
+            for chunk in self._cdc.cut_stream(part):
+                yield bytes(chunk.data)
+            if part.read_bytes < part.limit:
+                return  # the end of the stream
+            if left is not None:
+                left -= part.read_bytes
 
     def cut_points(self, buf: bytes | bytearray | memoryview) -> list[int]:
         """The end offsets of the chunks of ``buf``."""
@@ -74,6 +114,27 @@ def _read_up_to(stream: BinaryIO, n: int) -> bytes:
     return b"".join(parts)
 
 
+class _Limited:
+    """At most ``limit`` bytes of ``stream``, then end of file."""
+
+    def __init__(self, stream: Any, limit: int):
+        self._stream, self.limit, self.read_bytes = stream, limit, 0
+
+    def readinto(self, buf: memoryview) -> int:
+        want = min(len(buf), self.limit - self.read_bytes)
+        if want <= 0:
+            return 0
+        readinto = getattr(self._stream, "readinto", None)
+        if readinto is not None:
+            n = readinto(buf[:want]) or 0
+        else:
+            data = self._stream.read(want)
+            n = len(data)
+            buf[:n] = data
+        self.read_bytes += n
+        return n
+
+
 class _Prefixed:
     """A stream that first returns ``head`` then reads on from ``rest``."""
 
@@ -82,7 +143,10 @@ class _Prefixed:
 
     def read(self, n: int = -1) -> bytes:
         if self._head:
-            out, self._head = self._head, b""
+            if 0 <= n < len(self._head):
+                out, self._head = self._head[:n], self._head[n:]
+            else:
+                out, self._head = self._head, b""
             return out
         return self._rest.read(n)
 

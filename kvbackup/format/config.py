@@ -14,6 +14,7 @@ from .packs import DEFAULT_PACK_SIZE
 FORMAT = 1
 #: Bounds on the sizes a config may set, so that a crafted one cannot ask for huge buffers.
 MAX_CHUNK_SIZE = 64 * 1024 * 1024
+MAX_SEGMENT_SIZE = 1 << 40
 MAX_PACK_SIZE = 1024 * 1024 * 1024
 #: Keys the checksum of unauthenticated envelopes: integrity only, 32 public bytes.
 CHECKSUM_KEY = b"kvbackup v1 object checksum key!"
@@ -73,10 +74,21 @@ def _bounded_int(value: Any, name: str, high: int) -> int:
 def _checked_chunker(data: Any) -> ChunkerParams:
     if not isinstance(data, dict):
         raise TypeError("chunker is not a JSON object")
-    params = ChunkerParams(**data)
-    for name, value in params.as_dict().items():
-        _bounded_int(value, f"chunker {name}", MAX_CHUNK_SIZE)
+    # A config without ``segment_size`` was written before it existed: no forced cuts.
+    params = ChunkerParams(**{"segment_size": None, **data})
+    check_chunker(params)
     return params
+
+
+def check_chunker(params: ChunkerParams) -> None:
+    """``ValueError`` unless ``params`` are sizes a config may hold."""
+    for name, value in params.as_dict().items():
+        if name != "segment_size":
+            _bounded_int(value, f"chunker {name}", MAX_CHUNK_SIZE)
+    if params.segment_size is not None:
+        _bounded_int(params.segment_size, "chunker segment_size", MAX_SEGMENT_SIZE)
+        if params.segment_size < max(params.max_size, params.small_file):
+            raise ValueError("chunker segment_size is smaller than max_size or small_file")
 
 
 def decode_limits(config: RepoConfig) -> dict[int, int]:

@@ -3,11 +3,12 @@
 The client scans the source and pairs it with the parent snapshot as a one-process backup
 does; unchanged files keep their chunk ids and are read by nobody. The files to read are cut
 into shards of balanced size (consecutive in the source's order, so neighbouring files share
-packs) and sent to the workers. A worker opens the repository's store itself, reads its shard
+packs; a file larger than a shard, in ranges of whole chunker segments when the repository
+has them and the source can seek) and sent to the workers. A worker opens the repository's store itself, reads its shard
 straight from the source, and runs the ordinary write pipeline (:class:`ChunkWriter`): chunks,
 dedup against the group's index, transforms, packs and index fragments. It returns the shard's
-entries with their chunk ids; the client writes the file list in the source's order and
-commits, so the snapshot is the one a one-process backup of the same source would make.
+entries with their chunk ids; the client joins a split file's ranges (checking that they
+cover it exactly), writes the file list in the source's order and commits, so the snapshot is the one a one-process backup of the same source would make.
 
 Workers get the key material with the task (see ``docs/distributed.md``): the client refuses
 a cluster reached over plain TCP on a non-loopback address unless told the network is trusted.
@@ -22,16 +23,16 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from ..core.damage import load_damage_records
 from ..core.locks import RepositoryLock, acquire_backup
 from ..core.progress import Progress, ProgressEvent
 from ..core.repo import RepoCore, open_store
-from ..core.writer import ChunkWriter
+from ..core.writer import ChunkRef, ChunkWriter
 from ..errors import (
     ClusterError,
     CorruptionError,
@@ -50,7 +51,7 @@ from ..format.index import GroupIndex
 from ..format.keyslots import KeyMaterial
 from ..format.layout import index_prefix
 from ..registry import default_registry
-from ..sources import DIR, FILE, Entry
+from ..sources import DIR, FILE, Entry, Source
 from ..store import default_deadline
 from .backup import (
     BackupResult,
@@ -187,8 +188,9 @@ class RunSpec:
 
 @dataclass
 class ShardResult:
-    """What a worker did with one shard: each entry with its chunk ids (``None`` if it
-    could not be read), what it could not read, its counters."""
+    """What a worker did with one shard: for each of its pieces (a file, or a range of one)
+    the bytes read, the chunk count and the chunk ids (``None`` if it could not be read),
+    what it could not read, its counters."""
 
     worker: str
     entries: list[tuple[int, int, list[bytes]] | None]
@@ -270,8 +272,23 @@ def _read_fragment(core: RepoCore) -> Any:
     return read
 
 
-def backup_shard(spec: RunSpec, entries: list[Entry]) -> ShardResult:
-    """Read, chunk and store one shard's files (runs on a Dask worker)."""
+class Piece(NamedTuple):
+    """What one task reads of the file at position ``pos`` of the files to read: all of it
+    (``start`` 0, ``length`` ``None``), or the bytes from ``start``, a multiple of the
+    segment size: ``length`` of them (whole segments), or to the end of the file."""
+
+    pos: int
+    start: int = 0
+    length: int | None = None
+
+    @property
+    def whole(self) -> bool:
+        return self.start == 0 and self.length is None
+
+
+def backup_shard(spec: RunSpec, pieces: list[tuple[Entry, int, int | None]]) -> ShardResult:
+    """Read, chunk and store one shard's files, or ranges of a file (runs on a Dask worker):
+    each piece is an entry with the ``start`` and ``length`` of a :class:`Piece`."""
     started = time.monotonic()
     run = _worker_run(spec)
     _refresh_index(run, spec.group)
@@ -286,17 +303,22 @@ def backup_shard(spec: RunSpec, entries: list[Entry]) -> ShardResult:
     def on_error(path: bytes, exc: Exception) -> None:
         skipped.append((_display(path), _describe_error(exc)))
 
-    refs_per_entry = []
+    refs_per_piece: list[tuple[int, list[ChunkRef]] | None] = []
     try:
-        for entry in entries:
-            refs = _read_file(run.source, entry, chunker, writer, stats, on_error)
-            refs_per_entry.append(None if refs is None else (entry.size, refs))
+        for entry, start, length in pieces:
+            if start == 0 and length is None:
+                refs = _read_file(run.source, entry, chunker, writer, stats, on_error)
+                refs_per_piece.append(None if refs is None else (entry.size, refs))
+            else:
+                refs_per_piece.append(
+                    _read_range(run.source, entry, start, length, chunker, writer, stats, on_error)
+                )
         writer.finish()
     except BaseException:
         writer.abort()
         raise
     out: list[tuple[int, int, list[bytes]] | None] = []
-    for item in refs_per_entry:
+    for item in refs_per_piece:
         if item is None:
             out.append(None)
             continue
@@ -312,6 +334,36 @@ def backup_shard(spec: RunSpec, entries: list[Entry]) -> ShardResult:
         stats={name: getattr(stats, name) for name in _WRITE_FIELDS},
         seconds=time.monotonic() - started,
     )
+
+
+def _read_range(
+    source: Source,
+    entry: Entry,
+    start: int,
+    length: int | None,
+    chunker: Chunker,
+    writer: ChunkWriter,
+    stats: BackupStats,
+    on_error: Callable[[bytes, Exception], None],
+) -> tuple[int, list[ChunkRef]] | None:
+    """Hand the chunks of ``length`` bytes of the file from ``start`` (to the end if
+    ``None``) to the writer: the same chunks a pass over the whole file gives there, since
+    ``start`` is a segment boundary. The file counts as read by its first range."""
+    refs: list[ChunkRef] = []
+    size = 0
+    try:
+        with source.open(entry) as stream:
+            stream.seek(start)
+            for data in chunker.segment_chunks(stream, length):
+                refs.append(writer.add(ObjectType.DATA, data))
+                size += len(data)
+    except OSError as exc:
+        on_error(entry.path, exc)
+        return None
+    if start == 0:
+        stats.files_read += 1
+    stats.bytes_read += size
+    return size, refs
 
 
 def forget_run(run_id: str) -> dict[str, int]:
@@ -337,25 +389,74 @@ def _worker_address() -> str:
 # ----------------------------------------------------------------- the client
 
 
-def plan_shards(sizes: list[int], workers: int) -> list[list[int]]:
-    """Cut positions ``0..len(sizes)`` into consecutive shards of about equal bytes: at most
-    :data:`MAX_SHARD_BYTES` (a larger file is a shard of its own) and, for a small source,
-    about :data:`SHARDS_PER_WORKER` per worker so that every worker has work."""
-    total = sum(sizes)
+def plan_shards(
+    sizes: list[int], workers: int, segment_size: int | None = None
+) -> list[list[Piece]]:
+    """Cut the files ``0..len(sizes)`` into consecutive shards of about equal bytes: at most
+    :data:`MAX_SHARD_BYTES` and, for a small source, about :data:`SHARDS_PER_WORKER` per
+    worker so that every worker has work. A file larger than a shard is split into ranges
+    of whole segments of ``segment_size`` bytes, about a shard each, one shard per range;
+    without a segment size (an old repository, or a source without ranged reads) it is a
+    shard of its own."""
+    total = sum(max(0, size) for size in sizes)
     per_worker = total // max(1, workers * SHARDS_PER_WORKER)
     target = max(MIN_SHARD_BYTES, min(MAX_SHARD_BYTES, per_worker))
-    shards: list[list[int]] = []
-    current: list[int] = []
+    shards: list[list[Piece]] = []
+    current: list[Piece] = []
     current_bytes = 0
     for pos, size in enumerate(sizes):
+        if segment_size and size > target and size > segment_size:
+            if current:
+                shards.append(current)
+                current, current_bytes = [], 0
+            shards.extend([piece] for piece in _ranges(pos, size, target, segment_size))
+            continue
         if current and (current_bytes + size > target or len(current) >= MAX_SHARD_FILES):
             shards.append(current)
             current, current_bytes = [], 0
-        current.append(pos)
-        current_bytes += size
+        current.append(Piece(pos))
+        current_bytes += max(0, size)
     if current:
         shards.append(current)
     return shards
+
+
+def _ranges(pos: int, size: int, target: int, segment_size: int) -> Iterator[Piece]:
+    """Ranges of whole segments of about ``target`` bytes covering the file; the last one
+    reads to the end (so a file that grew is read whole, as in one process)."""
+    step = max(1, target // segment_size) * segment_size
+    for start in range(0, size, step):
+        yield Piece(pos, start, step if start + step < size else None)
+
+
+def assemble_ranges(
+    pieces: list[tuple[Piece, tuple[int, int, list[bytes]] | None]],
+) -> tuple[int, list[bytes]] | None:
+    """One file's size and chunk ids from the results of its ranges, in any order: ``None``
+    if a range could not be read or the file changed while its ranges were read (a short
+    range followed by more bytes). A range missing or given twice is an error (never a
+    truncated file)."""
+    ordered = sorted(pieces, key=lambda item: item[0].start)
+    expected = 0
+    for n, (piece, _result) in enumerate(ordered):
+        last = n == len(ordered) - 1
+        if piece.start != expected or (piece.length is None) != last:
+            raise KvbackupError(
+                f"internal error: the ranges of a file read in parts do not cover it "
+                f"(got {[(p.start, p.length) for p, _ in ordered]}): nothing is committed"
+            )
+        expected = piece.start + (piece.length or 0)
+    size = 0
+    chunks: list[bytes] = []
+    for piece, result in ordered:
+        if result is None:
+            return None
+        got, _count, ids = result
+        if size != piece.start and got:
+            return None  # an earlier range was short: the file changed while being read
+        size += got
+        chunks.extend(ids)
+    return size, chunks
 
 
 def run_distributed_backup(
@@ -473,7 +574,8 @@ def _run(
         source_identity=source.identity,
         store_deadline=default_deadline(),
     )
-    shards = plan_shards([items[i][0].size for i in to_read], len(workers))
+    segment_size = repo.config.chunker.segment_size if source.ranged_reads else None
+    shards = plan_shards([items[i][0].size for i in to_read], len(workers), segment_size)
     results: dict[int, ShardResult] = {}
     per_worker: dict[str, dict[str, Any]] = {}
     distributed = _distributed()
@@ -481,7 +583,7 @@ def _run(
         client.submit(
             backup_shard,
             run_spec,
-            [_for_worker(items[to_read[p]][0]) for p in shard],
+            [(_for_worker(items[to_read[p.pos]][0]), p.start, p.length) for p in shard],
             key=f"kvbackup-shard-{run_spec.run_id}-{n}",
             pure=False,
         ): n
@@ -514,15 +616,36 @@ def _run(
 
     # 3. Merge: chunk ids into their entries, then the file list in the source's order.
     unreadable: set[int] = set()
+    in_parts: dict[int, list[tuple[Piece, tuple[int, int, list[bytes]] | None]]] = {}
     for n, shard in enumerate(shards):
         result = results[n]
         skipped.extend(result.skipped)
-        for p, item in zip(shard, result.entries, strict=True):
-            if item is None:
-                unreadable.add(to_read[p])
-                continue
-            entry = items[to_read[p]][0]
-            entry.size, _count, entry.chunks = item
+        for piece, item in zip(shard, result.entries, strict=True):
+            if not piece.whole:
+                in_parts.setdefault(piece.pos, []).append((piece, item))
+            elif item is None:
+                unreadable.add(to_read[piece.pos])
+            else:
+                entry = items[to_read[piece.pos]][0]
+                entry.size, _count, entry.chunks = item
+    for p, pieces in in_parts.items():
+        entry = items[to_read[p]][0]
+        whole = assemble_ranges(pieces)
+        if whole is None:
+            unreadable.add(to_read[p])
+            if not any(path == _display(entry.path) for path, _ in skipped):
+                skipped.append((_display(entry.path), "changed while being read in parts"))
+            continue
+        if whole[0] != entry.size:
+            skipped.append(
+                (
+                    _display(entry.path),
+                    f"changed size while being read: {entry.size} bytes when listed, "
+                    f"{whole[0]} read (the {whole[0]} bytes read are stored)",
+                )
+            )
+        entry.size, entry.chunks = whole
+    skipped = list(dict.fromkeys(skipped))  # a file read in parts: each message once
     for name in _WRITE_FIELDS:
         setattr(stats, name, sum(r.stats[name] for r in results.values()))
 
@@ -573,6 +696,8 @@ def _run(
         distributed={
             "scheduler": client.scheduler.address,
             "shards": len(shards),
+            "files_split": len(in_parts),
+            "ranges": sum(len(pieces) for pieces in in_parts.values()),
             "workers": per_worker,
             **duplicates,
         },

@@ -56,6 +56,7 @@ class DirectorySource(Source):
 
     ordered = True
     applies_excludes = True
+    ranged_reads = True  # an open file seeks
 
     def __init__(
         self, root: str | bytes | os.PathLike[str], one_file_system: bool | str = False

@@ -56,6 +56,7 @@ class FsspecSource(Source):
     """Every object below ``url`` on an fsspec filesystem."""
 
     ordered = True
+    ranged_reads = True  # fsspec files seek (ranged GETs on object stores)
 
     def __init__(self, url: str, options: dict[str, str]):
         target = url[len(PREFIX) :] if url.startswith(PREFIX) else url
