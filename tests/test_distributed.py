@@ -439,6 +439,67 @@ def test_a_worker_killed_mid_shard_still_yields_the_complete_identical_snapshot(
     client.wait_for_workers(2, timeout=60)  # the nanny restarts the killed worker
 
 
+def install_death_mid_range(marker: str) -> None:
+    """In a worker process: the first worker (the one that creates ``marker``) to store the
+    20th chunk of a range that is not a file's first kills itself with SIGKILL."""
+    import kvbackup.ops.distbackup as module
+
+    read_range = getattr(module, "_original_read_range", module._read_range)
+
+    def read_or_die(source: Any, entry: Any, start: int, length: Any, chunker: Any,
+                    writer: Any, *rest: Any) -> Any:  # fmt: skip
+        if start > 0:
+            add, added = writer.add, [0]
+
+            def add_or_die(kind: Any, data: bytes) -> Any:
+                added[0] += 1
+                if added[0] == 20:
+                    try:
+                        os.close(os.open(marker, os.O_CREAT | os.O_EXCL))
+                    except FileExistsError:
+                        pass
+                    else:
+                        os.kill(os.getpid(), signal.SIGKILL)
+                return add(kind, data)
+
+            writer.add = add_or_die
+        return read_range(source, entry, start, length, chunker, writer, *rest)
+
+    module._original_read_range = read_range  # type: ignore[attr-defined]
+    module._read_range = read_or_die
+
+
+def remove_death_mid_range() -> None:
+    import kvbackup.ops.distbackup as module
+
+    module._read_range = getattr(module, "_original_read_range", module._read_range)
+
+
+def test_a_worker_killed_mid_range_still_yields_the_whole_file(
+    tmp_path: Path, moto_s3: S3Server, client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker dies by SIGKILL in the middle of a range of a large file: Dask runs the
+    range again elsewhere, and the file's entry is the one-process backup's."""
+    monkeypatch.setattr(distbackup, "MIN_SHARD_BYTES", 1 << 20)
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "huge.bin").write_bytes(os.urandom((4 << 20) + 99))
+    _url, repo = new_repo(moto_s3, segment_size=1 << 20)
+    marker = tmp_path / "killed"
+    client.run(install_death_mid_range, str(marker))
+    try:
+        spread = repo.backup(src, host="spread", executor=client)
+    finally:
+        client.run(remove_death_mid_range)
+    assert marker.exists(), "no worker reached the point where it dies"
+    assert spread.distributed is not None and spread.distributed["ranges"] == 5
+    alone = repo.backup(src, host="alone")
+    assert listing(repo, spread.snapshot.id) == listing(repo, alone.snapshot.id)
+    repo.restore(spread.snapshot.id, tmp_path / "out")
+    assert_same_tree(src, tmp_path / "out")
+    client.wait_for_workers(2, timeout=60)  # the nanny restarts the killed worker
+
+
 def test_cli_backup_on_a_local_cluster_reports_every_worker(
     tmp_path: Path, moto_s3: S3Server
 ) -> None:

@@ -3,12 +3,14 @@
 The client scans the source and pairs it with the parent snapshot as a one-process backup
 does; unchanged files keep their chunk ids and are read by nobody. The files to read are cut
 into shards of balanced size (consecutive in the source's order, so neighbouring files share
-packs; a file larger than a shard, in ranges of whole chunker segments when the repository
-has them and the source can seek) and sent to the workers. A worker opens the repository's store itself, reads its shard
-straight from the source, and runs the ordinary write pipeline (:class:`ChunkWriter`): chunks,
-dedup against the group's index, transforms, packs and index fragments. It returns the shard's
-entries with their chunk ids; the client joins a split file's ranges (checking that they
-cover it exactly), writes the file list in the source's order and commits, so the snapshot is the one a one-process backup of the same source would make.
+packs; a file larger than a shard in ranges of whole chunker segments, when the repository
+has segments and the source can seek) and sent to the workers. A worker opens the
+repository's store itself, reads its shard straight from the source, and runs the ordinary
+write pipeline (:class:`ChunkWriter`): chunks, dedup against the group's index, transforms,
+packs and index fragments. It returns the shard's entries with their chunk ids; the client
+joins a split file's ranges (checking that they cover it exactly), writes the file list in
+the source's order and commits, so the snapshot is the one a one-process backup of the same
+source would make.
 
 Workers get the key material with the task (see ``docs/distributed.md``): the client refuses
 a cluster reached over plain TCP on a non-loopback address unless told the network is trusted.
