@@ -291,8 +291,8 @@ class FileWriter:
                     check()
                 apply_metadata_fd(fd, entry)
             if fd >= 0:
-                os.close(fd)
-                fd = -1
+                fd, closing = -1, fd  # released even if close fails: never closed twice
+                os.close(closing)
             if not damaged:
                 self.out.replace(temp, entry.path)
                 temp = b""
