@@ -153,3 +153,31 @@ def test_old_repository_backs_up_with_its_old_cuts_and_keeps_its_config(
     assert (tmp_path / "out" / "large.bin").read_bytes() == data
     assert (tmp_path / "out" / "small.txt").read_text() == "small"
     assert (old_repo / "config").read_bytes() == config
+
+
+def test_a_config_written_now_parses_with_the_rules_of_kvbackup_0_1_0() -> None:
+    """kvbackup 0.1.0 read the config as ``ChunkerParams(**data["chunker"])`` over exactly
+    four fields and ignored unknown top-level keys: a config written now (with segments)
+    must still parse that way, so an older kvbackup can open and restore a newer repository.
+    """
+    from dataclasses import dataclass
+
+    from kvbackup.format.chunker import DATA_CHUNKS
+    from kvbackup.format.config import RepoConfig
+
+    @dataclass
+    class ChunkerParamsOf010:  # kvbackup 0.1.0's, field for field
+        min_size: int
+        avg_size: int
+        max_size: int
+        small_file: int
+
+    config = RepoConfig(
+        id="0" * 32, created="2026-11-27T00:00:00Z", encryption=None, transforms=[],
+        chunker=DATA_CHUNKS, master_key="0" * 64,
+    )  # fmt: skip
+    assert DATA_CHUNKS.segment_size is not None
+    data = json.loads(config.to_json())
+    ChunkerParamsOf010(**data["chunker"])  # a TypeError here is "config: malformed" in 0.1.0
+    assert data["segment_size"] == DATA_CHUNKS.segment_size
+    assert RepoConfig.from_json(config.to_json()).chunker == DATA_CHUNKS

@@ -31,16 +31,14 @@ class ChunkerParams:
     segment_size: int | None = DEFAULT_SEGMENT_SIZE
 
     def as_dict(self) -> dict[str, int]:
-        """The config's ``chunker`` object (no ``segment_size`` when there is none)."""
-        out = {
+        """The config's ``chunker`` object. ``segment_size`` is not in it: the config holds
+        it at its top level, where versions that predate it ignore it (docs/format.md)."""
+        return {
             "min_size": self.min_size,
             "avg_size": self.avg_size,
             "max_size": self.max_size,
             "small_file": self.small_file,
         }
-        if self.segment_size is not None:
-            out["segment_size"] = self.segment_size
-        return out
 
 
 DATA_CHUNKS = ChunkerParams()

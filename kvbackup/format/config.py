@@ -42,6 +42,10 @@ class RepoConfig:
             "chunker": self.chunker.as_dict(),
             "pack_size": self.pack_size,
         }
+        if self.chunker.segment_size is not None:
+            # At the top level: kvbackup 0.1 reads ``chunker`` strictly but ignores unknown
+            # top-level keys, so it still opens (and restores from) a newer repository.
+            data["segment_size"] = self.chunker.segment_size
         if self.master_key:
             data["master_key"] = self.master_key
         return json.dumps(data, sort_keys=True).encode()
@@ -57,7 +61,7 @@ class RepoConfig:
                 created=str(data["created"]),
                 encryption=data["encryption"],
                 transforms=list(data["transforms"]),
-                chunker=_checked_chunker(data["chunker"]),
+                chunker=_checked_chunker(data["chunker"], data.get("segment_size")),
                 pack_size=_bounded_int(data["pack_size"], "pack_size", MAX_PACK_SIZE),
                 master_key=data.get("master_key"),
             )
@@ -71,11 +75,11 @@ def _bounded_int(value: Any, name: str, high: int) -> int:
     return value
 
 
-def _checked_chunker(data: Any) -> ChunkerParams:
+def _checked_chunker(data: Any, segment_size: Any) -> ChunkerParams:
     if not isinstance(data, dict):
         raise TypeError("chunker is not a JSON object")
     # A config without ``segment_size`` was written before it existed: no forced cuts.
-    params = ChunkerParams(**{"segment_size": None, **data})
+    params = ChunkerParams(**data, segment_size=segment_size)
     check_chunker(params)
     return params
 
@@ -83,12 +87,11 @@ def _checked_chunker(data: Any) -> ChunkerParams:
 def check_chunker(params: ChunkerParams) -> None:
     """``ValueError`` unless ``params`` are sizes a config may hold."""
     for name, value in params.as_dict().items():
-        if name != "segment_size":
-            _bounded_int(value, f"chunker {name}", MAX_CHUNK_SIZE)
+        _bounded_int(value, f"chunker {name}", MAX_CHUNK_SIZE)
     if params.segment_size is not None:
-        _bounded_int(params.segment_size, "chunker segment_size", MAX_SEGMENT_SIZE)
+        _bounded_int(params.segment_size, "segment_size", MAX_SEGMENT_SIZE)
         if params.segment_size < max(params.max_size, params.small_file):
-            raise ValueError("chunker segment_size is smaller than max_size or small_file")
+            raise ValueError("segment_size is smaller than the chunker's max_size or small_file")
 
 
 def decode_limits(config: RepoConfig) -> dict[int, int]:

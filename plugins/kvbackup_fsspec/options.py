@@ -50,3 +50,20 @@ def storage_options(options: dict[str, str]) -> dict[str, Any]:
                 raise OptionError(f"store 'fsspec': option {name}: {part} is not a dict")
         target[leaf] = coerce(text)
     return result
+
+
+#: fsspec protocols served by s3fs (botocore underneath).
+S3_PROTOCOLS = ("s3", "s3a")
+
+
+def with_s3_read_defaults(url: str, options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` for reading ``url``, where it is on S3, with botocore's response checksums
+    checked only where S3 requires them (as the S3 store does): some S3-compatible servers
+    (rclone's ``serve s3`` among them) send the whole object's checksum with a ranged GET,
+    which botocore would reject. An option the user gives wins."""
+    if url.split("://", 1)[0] not in S3_PROTOCOLS:
+        return options
+    config = options.get("config_kwargs", {})
+    if not isinstance(config, dict):
+        return options
+    return {**options, "config_kwargs": {"response_checksum_validation": "when_required", **config}}
