@@ -58,7 +58,7 @@ from .sources import Entry, Source
 from .store import MappingStore, Store
 from .transforms import Transform, TransformError
 
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"
 
 __all__ = [
     "Affected",
