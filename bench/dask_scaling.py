@@ -111,7 +111,7 @@ def main() -> None:
             for name, src, total in data_sets
         }
         for n in [int(w) for w in args.workers.split(",")]:
-            with distributed.LocalCluster(
+            with distbackup.worker_malloc_defaults(), distributed.LocalCluster(
                 n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
                 dashboard_address=":0",
             ) as cluster, distributed.Client(cluster) as client:  # fmt: skip
