@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from kvtools import SMALL_CHUNKS, SMALL_PACKS
+from oracle import Manifest, differences
 
 from kvbackup import Repository
 
@@ -37,3 +38,12 @@ def init(url: str) -> None:
 
 def open_repo(url: str) -> Repository:
     return Repository.open(url, password=PASSWORD)
+
+
+def restore_differences(url: str, snapshot: str, expected: Manifest, target: Path) -> list[str]:
+    """Restore ``snapshot`` to ``target`` (no file may fail) and say how it differs from
+    ``expected``."""
+    with open_repo(url) as repo:
+        result = repo.restore(snapshot, target)
+    assert not result.errors, result.errors
+    return differences(expected, target)

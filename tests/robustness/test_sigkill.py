@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 from conftest import Trials, trial_guard
-from oracle import differences, make_tree, manifest, mutate
-from places import PASSWORD, init, open_repo, repository_url
+from oracle import make_tree, manifest, mutate
+from places import PASSWORD, init, open_repo, repository_url, restore_differences
 
 
 def _env() -> dict[str, str]:
@@ -52,13 +52,6 @@ def _kill_at_seeded_point(src: Path, url: str, delay: float) -> str:
     return "killed"
 
 
-def _restore_differences(url: str, snapshot: str, expected: Any, target: Path) -> list[str]:
-    with open_repo(url) as repo:
-        result = repo.restore(snapshot, target)
-    assert not result.errors, result.errors
-    return differences(expected, target)
-
-
 @pytest.mark.parametrize("kind", ["local", "moto", "rclone"])
 def test_sigkill_during_backup_keeps_earlier_snapshots_and_the_next_run_converges(
     kind: str, trials: Trials, request: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
@@ -79,13 +72,13 @@ def test_sigkill_during_backup_keeps_earlier_snapshots_and_the_next_run_converge
                 outcomes[what] = outcomes.get(what, 0) + 1
                 for n, (snap_id, expected) in enumerate(kept.items()):
                     target = trial.workdir / f"earlier-{round_}-{n}"
-                    assert _restore_differences(url, snap_id, expected, target) == []
+                    assert restore_differences(url, snap_id, expected, target) == []
                 with open_repo(url) as repo:  # the next run, in this process
                     latest = repo.backup(str(src)).snapshot.id
                     assert repo.resolve_snapshot("latest").id == latest
                 expected = manifest(src)
                 target = trial.workdir / f"converged-{round_}"
-                assert _restore_differences(url, latest, expected, target) == []
+                assert restore_differences(url, latest, expected, target) == []
                 kept[latest] = expected
             with open_repo(url) as repo:
                 report = repo.verify(use_cache=False)

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 from conftest import Trials, trial_guard
-from oracle import differences, make_tree, manifest, mutate
-from places import PASSWORD, init, open_repo, repository_url
+from oracle import make_tree, manifest, mutate
+from places import PASSWORD, init, open_repo, repository_url, restore_differences
 
 from kvbackup.ops.retention import RetentionPolicy
 
@@ -24,13 +24,6 @@ def _killed_prune(url: str, kill_at: int) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(KILLER.parent)}
     return subprocess.run([sys.executable, str(KILLER), url, str(kill_at), PASSWORD],
                           capture_output=True, text=True, timeout=240, env=env)  # fmt: skip
-
-
-def _restores_as(url: str, snapshot: str, expected: Any, target: Path) -> list[str]:
-    with open_repo(url) as repo:
-        result = repo.restore(snapshot, target)
-    assert not result.errors, result.errors
-    return differences(expected, target)
 
 
 @pytest.mark.parametrize("kind", ["local", "moto", "rclone"])
@@ -63,12 +56,12 @@ def test_sigkill_during_prune_keeps_every_listed_snapshot_and_a_rerun_converges(
             assert latest in listed
             for n, snap_id in enumerate(listed):
                 target = trial.workdir / f"after-kill-{n}"
-                assert _restores_as(url, snap_id, made[snap_id], target) == []
+                assert restore_differences(url, snap_id, made[snap_id], target) == []
             with open_repo(url) as repo:  # the next run: unlock what the killed one held
                 repo.unlock()  # the killed process is gone: its lock is stale
                 repo.forget(RetentionPolicy(last=1), prune=True, max_unused=0.0)
                 assert [s.id for s in repo.snapshots()] == [latest]
                 report = repo.verify(use_cache=False)
             assert report.ok, [p.message for p in report.problems]
-            assert _restores_as(url, latest, made[latest], trial.workdir / "converged") == []
+            assert restore_differences(url, latest, made[latest], trial.workdir / "converged") == []
     print(f"kill outcomes: {outcomes}")
