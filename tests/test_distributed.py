@@ -364,6 +364,16 @@ def test_an_fsspec_source_on_one_s3_server_backed_up_into_the_other(
     assert repo.verify(use_cache=False).ok
 
 
+def die_once(marker: str) -> None:
+    """Kill this process with SIGKILL, as ``kill -9`` would, if it is the first to get here
+    (the one that creates ``marker``); otherwise return."""
+    try:
+        os.close(os.open(marker, os.O_CREAT | os.O_EXCL))
+    except FileExistsError:
+        return
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
 def install_death_after_a_stored_unindexed_pack(marker: str) -> None:
     """In a worker process: before reading a file, once a pack of the current shard is
     stored and not yet named by an index fragment, the first worker to get there (the one
@@ -378,12 +388,7 @@ def install_death_after_a_stored_unindexed_pack(marker: str) -> None:
             deadline = time.monotonic() + 30
             while not writer._unindexed and time.monotonic() < deadline:
                 time.sleep(0.01)  # until it is stored (its fragment comes at shard end)
-            try:
-                os.close(os.open(marker, os.O_CREAT | os.O_EXCL))
-            except FileExistsError:
-                pass
-            else:
-                os.kill(os.getpid(), signal.SIGKILL)
+            die_once(marker)
         return read_file(source, entry, chunker, writer, *rest)
 
     module._original_read_file = read_file  # type: ignore[attr-defined]
@@ -456,12 +461,7 @@ def install_death_mid_range(marker: str) -> None:
             def add_or_die(kind: Any, data: bytes) -> Any:
                 added[0] += 1
                 if added[0] == 20:
-                    try:
-                        os.close(os.open(marker, os.O_CREAT | os.O_EXCL))
-                    except FileExistsError:
-                        pass
-                    else:
-                        os.kill(os.getpid(), signal.SIGKILL)
+                    die_once(marker)
                 return add(kind, data)
 
             writer.add = add_or_die
