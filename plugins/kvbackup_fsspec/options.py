@@ -56,14 +56,16 @@ def storage_options(options: dict[str, str]) -> dict[str, Any]:
 S3_PROTOCOLS = ("s3", "s3a")
 
 
-def with_s3_read_defaults(url: str, options: dict[str, Any]) -> dict[str, Any]:
-    """``options`` for reading ``url``, where it is on S3, with botocore's response checksums
-    checked only where S3 requires them (as the S3 store does): some S3-compatible servers
-    (rclone's ``serve s3`` among them) send the whole object's checksum with a ranged GET,
-    which botocore would reject. An option the user gives wins."""
+def filesystem_options(url: str, options: dict[str, str]) -> dict[str, Any]:
+    """The keyword arguments that open ``url``'s filesystem, for the store and the source
+    alike: :func:`storage_options`, and on S3 botocore's response checksums checked only
+    where S3 requires them (as the S3 store does). Some S3-compatible servers (rclone's
+    ``serve s3`` among them) send the whole object's checksum with a ranged GET, which
+    botocore would reject. An option the user gives wins."""
+    result = storage_options(options)
     if url.split("://", 1)[0] not in S3_PROTOCOLS:
-        return options
-    config = options.get("config_kwargs", {})
+        return result
+    config = result.get("config_kwargs", {})
     if not isinstance(config, dict):
-        return options
-    return {**options, "config_kwargs": {"response_checksum_validation": "when_required", **config}}
+        return result
+    return {**result, "config_kwargs": {"response_checksum_validation": "when_required", **config}}

@@ -19,7 +19,7 @@ from kvbackup.errors import OptionError, PluginError, SourceError, SourceNotFoun
 from kvbackup.sources import DIR, FILE, Entry, ErrorCallback, Source
 
 from . import PREFIX
-from .options import storage_options, with_s3_read_defaults
+from .options import filesystem_options
 
 
 def _mtime_ns(info: dict[str, Any]) -> int:
@@ -63,9 +63,7 @@ class FsspecSource(Source):
         from fsspec.core import url_to_fs
 
         try:
-            self.fs, root = url_to_fs(
-                target, **with_s3_read_defaults(target, storage_options(options))
-            )
+            self.fs, root = url_to_fs(target, **filesystem_options(target, options))
         except ImportError as exc:
             raise PluginError(f"{url}: {exc}") from None  # fsspec names the package
         except TypeError as exc:

@@ -29,7 +29,7 @@ from kvbackup.registry import install_hint, missing_module
 from kvbackup.store import Store, check_key
 
 from . import PREFIX
-from .options import storage_options
+from .options import filesystem_options
 
 T = TypeVar("T")
 TEMP_PREFIX = ".tmp-"
@@ -95,7 +95,7 @@ class FsspecStore(Store):
         except ValueError as exc:
             raise OptionError(f"store 'fsspec': option create: {exc}") from None
         try:
-            fs, root = url_to_fs(target, **storage_options(options))
+            fs, root = url_to_fs(target, **filesystem_options(target, options))
         except ImportError as exc:
             raise PluginError(f"{url}: {missing_backend(exc)}") from exc
         except (ValueError, TypeError) as exc:

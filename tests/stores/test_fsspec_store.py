@@ -8,7 +8,7 @@ from pathlib import Path
 
 import kvbackup_fsspec
 import pytest
-from kvbackup_fsspec.options import coerce, storage_options
+from kvbackup_fsspec.options import coerce, filesystem_options, storage_options
 from s3servers import S3Server
 
 from kvbackup.errors import KeyNotFoundError, StoreError
@@ -88,3 +88,32 @@ def test_local_root_is_not_created_implicitly(tmp_path: Path) -> None:
 def test_unknown_protocol_names_the_problem() -> None:
     with pytest.raises(StoreError, match="nosuchproto"):
         kvbackup_fsspec._factory("nosuchproto://x", {})
+
+
+def test_a_byte_range_reads_from_a_server_that_checksums_whole_objects(
+    rclone_s3: S3Server,
+) -> None:
+    """rclone's S3 server sends the whole object's checksum with a ranged GET; botocore
+    rejected it (FlexibleChecksumError) until the fsspec store, like the S3 store, checked
+    response checksums only where S3 requires them."""
+    bucket = rclone_s3.new_bucket()
+    options = {
+        "key": rclone_s3.access_key,
+        "secret": rclone_s3.secret_key,
+        "endpoint_url": rclone_s3.endpoint,
+    }
+    store = kvbackup_fsspec._factory(f"fsspec::s3://{bucket}/repo", options)
+    data = bytes(range(256)) * 4096
+    store.put("packs/ab/cd", data)
+    assert store.get_range("packs/ab/cd", 1000, 5000) == data[1000:6000]
+
+
+def test_the_s3_checksum_default_gives_way_to_the_users_option() -> None:
+    opened = filesystem_options(
+        "s3://b/r", {"config_kwargs.response_checksum_validation": "when_supported"}
+    )
+    assert opened["config_kwargs"] == {"response_checksum_validation": "when_supported"}
+    assert filesystem_options("s3://b/r", {})["config_kwargs"] == {
+        "response_checksum_validation": "when_required"
+    }
+    assert "config_kwargs" not in filesystem_options("memory://b/r", {})
