@@ -50,7 +50,6 @@ def main() -> None:
     args = parser.parse_args()
     # a small data set must still make several shards per worker
     distbackup.MIN_SHARD_BYTES = args.min_shard_kib << 10
-    import distributed
 
     work = Path(tempfile.mkdtemp(prefix="kvbackup-bench-dist-"))
     stack = contextlib.ExitStack()
@@ -111,10 +110,7 @@ def main() -> None:
             for name, src, total in data_sets
         }
         for n in [int(w) for w in args.workers.split(",")]:
-            with distbackup.worker_malloc_defaults(), distributed.LocalCluster(
-                n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
-                dashboard_address=":0",
-            ) as cluster, distributed.Client(cluster) as client:  # fmt: skip
+            with distbackup.dask_client(f"local:{n}") as client:  # as --dask local:N
                 # warm up: the workers import kvbackup, boto3 and the plugins once
                 client.run(__import__, "kvbackup_s3.store")
                 client.run(__import__, "kvbackup.ops.distbackup")
