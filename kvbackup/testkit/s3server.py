@@ -13,6 +13,7 @@ import contextlib
 import importlib.util
 import itertools
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -20,7 +21,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,10 +29,12 @@ from typing import Any
 __all__ = [
     "S3Bucket",
     "S3Server",
+    "S3ServerStartError",
     "S3ServerUnavailable",
     "free_port",
     "moto_server",
     "run_s3_server",
+    "serve_on_free_port",
     "wait_for_port",
 ]
 
@@ -40,27 +43,82 @@ class S3ServerUnavailable(RuntimeError):
     """The server's program is not installed (a test using it should be skipped)."""
 
 
+class S3ServerStartError(RuntimeError):
+    """The server's process exited or never listened on its port."""
+
+
+LOWEST_PORT = 10000
+PORT_BANDS = 16
+
+
+def _ephemeral_ports_start() -> int:
+    """Where the kernel's range for outgoing connections starts (Linux; 32768 elsewhere)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as ranges:
+            return int(ranges.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def _worker_band() -> int:
+    """A number per pytest-xdist worker (``gw3`` -> 3), 0 outside xdist."""
+    digits = "".join(ch for ch in os.environ.get("PYTEST_XDIST_WORKER", "") if ch.isdigit())
+    return int(digits or 0) % PORT_BANDS
+
+
+def _is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    """A TCP port on 127.0.0.1 that nothing listens on right now.
+
+    It is picked below the kernel's range for outgoing connections, in a band of its own
+    for each pytest-xdist worker, so that neither a client connection nor a parallel
+    worker's server takes it before the server binds it (a port from ``bind(0)`` could be
+    handed to any outgoing connection meanwhile).
+    """
+    band = (_ephemeral_ports_start() - LOWEST_PORT) // PORT_BANDS
+    if band >= 64:
+        start = LOWEST_PORT + _worker_band() * band
+        for _ in range(64):
+            port = random.randrange(start, start + band)
+            if _is_free(port):
+                return port
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
 def wait_for_port(port: int, proc: subprocess.Popen[bytes], log: Path, timeout: float = 30) -> None:
-    """Wait until ``port`` accepts connections; fail with the server's log if it never does."""
+    """Wait until ``port`` accepts connections; fail with the server's log if it never does.
+
+    A connection is trusted only if ``proc`` is still running a moment later: another
+    process (a parallel test worker's server) may have taken the port between
+    :func:`free_port` and the server's bind, in which case ``proc`` exits on its error.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             break
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
+                pass
         except OSError:
             time.sleep(0.05)
+            continue
+        time.sleep(0.2)
+        if proc.poll() is None:
+            return
+        break
     proc.kill()
     proc.wait()
-    raise RuntimeError(f"S3 server on port {port} did not start:\n{log.read_text()[-2000:]}")
+    raise S3ServerStartError(f"S3 server on port {port} did not start:\n{log.read_text()[-2000:]}")
 
 
 @dataclass
@@ -153,6 +211,32 @@ def run_s3_server(
 
 
 @contextlib.contextmanager
+def serve_on_free_port(
+    name: str,
+    argv_for_port: Callable[[int], Sequence[str]],
+    workdir: Path,
+    *,
+    attempts: int = 3,
+    **credentials: str,
+) -> Iterator[S3Server]:
+    """:func:`run_s3_server` on a free port, trying another port if the server fails to
+    start (a parallel process may take the port between :func:`free_port` and the bind)."""
+    with contextlib.ExitStack() as stack:
+        for attempt in range(1, attempts + 1):
+            port = free_port()
+            try:
+                server = stack.enter_context(
+                    run_s3_server(name, argv_for_port(port), port, workdir, **credentials)
+                )
+            except S3ServerStartError:
+                if attempt == attempts:
+                    raise
+                continue
+            yield server
+            return
+
+
+@contextlib.contextmanager
 def moto_server() -> Iterator[S3Server]:
     """moto's S3 server on a free port of 127.0.0.1, until the block ends.
 
@@ -161,10 +245,12 @@ def moto_server() -> Iterator[S3Server]:
     if importlib.util.find_spec("moto") is None or importlib.util.find_spec("flask") is None:
         raise S3ServerUnavailable("moto's server is not installed (pip install 'moto[server]')")
     workdir = Path(tempfile.mkdtemp(prefix="kvbackup-moto-"))
-    port = free_port()
-    argv = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+
+    def argv(port: int) -> list[str]:
+        return [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+
     try:
-        with run_s3_server("moto", argv, port, workdir) as server:
+        with serve_on_free_port("moto", argv, workdir) as server:
             yield server
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
