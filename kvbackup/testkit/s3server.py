@@ -217,7 +217,8 @@ def serve_on_free_port(
     workdir: Path,
     *,
     attempts: int = 3,
-    **credentials: str,
+    access_key: str = "testing",
+    secret_key: str = "testing",
 ) -> Iterator[S3Server]:
     """:func:`run_s3_server` on a free port, trying another port if the server fails to
     start (a parallel process may take the port between :func:`free_port` and the bind)."""
@@ -226,7 +227,14 @@ def serve_on_free_port(
             port = free_port()
             try:
                 server = stack.enter_context(
-                    run_s3_server(name, argv_for_port(port), port, workdir, **credentials)
+                    run_s3_server(
+                        name,
+                        argv_for_port(port),
+                        port,
+                        workdir,
+                        access_key=access_key,
+                        secret_key=secret_key,
+                    )
                 )
             except S3ServerStartError:
                 if attempt == attempts:
