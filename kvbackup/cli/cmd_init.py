@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import click
 
 from ..errors import NotEncryptedError
+from ..excludes import parse_size
+from ..format.chunker import DATA_CHUNKS, ChunkerParams
+from ..format.config import check_chunker
 from ..format.keyslots import KDF_PROFILES
 from ..repository import Repository
 from .common import emit_json, get_repo_options, json_option, repo_options
@@ -35,6 +39,14 @@ from .common import emit_json, get_repo_options, json_option, repo_options
     "'insecure-fast' (1 MiB, t=1: cheap to guess; for tests and throwaway repositories "
     "only; recorded in the key slot).",
 )
+@click.option(
+    "--segment-size",
+    metavar="SIZE",
+    default=None,
+    help="Cut every file at each multiple of SIZE (e.g. 64M; default 256M), so that "
+    "'backup --dask' can read ranges of one large file on several workers; 'none' for no "
+    "forced cuts (such files are then read whole by one worker).",
+)
 @json_option
 def command(
     repo_arg: str | None,
@@ -42,6 +54,7 @@ def command(
     compression: str,
     compression_level: int | None,
     kdf_profile: str,
+    segment_size: str | None,
     as_json: bool,
     **kwargs: Any,
 ) -> None:
@@ -61,6 +74,7 @@ def command(
             f"--encryption none, but a password is configured ({source}): unset it, or "
             "every later command would refuse the unencrypted repository"
         )
+    chunker = _chunker(segment_size)
     repo = Repository.init(
         location,
         password=opts.password(new=True),
@@ -69,12 +83,14 @@ def command(
         compression_level=compression_level,
         store_options=opts.store_options,
         kdf_profile=kdf_profile,
+        chunker=chunker,
     )
     info = {
         "repository": location,
         "id": repo.config.id,
         "encryption": repo.config.encryption or "none",
         "transforms": [t["name"] for t in repo.config.transforms],
+        "segment_size": repo.config.chunker.segment_size,
     }
     repo.close()
     if as_json:
@@ -85,3 +101,18 @@ def command(
             f"(encryption: {info['encryption']}, transforms: "
             f"{', '.join(info['transforms']) or 'none'})"
         )
+
+
+def _chunker(segment_size: str | None) -> ChunkerParams | None:
+    """The default chunker with ``--segment-size`` applied (``None``: the default's)."""
+    if segment_size is None:
+        return None
+    if segment_size.strip().lower() == "none":
+        return dataclasses.replace(DATA_CHUNKS, segment_size=None)
+    try:
+        size = parse_size(segment_size)
+        params = dataclasses.replace(DATA_CHUNKS, segment_size=size)
+        check_chunker(params)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--segment-size") from None
+    return params
