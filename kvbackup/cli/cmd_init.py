@@ -85,11 +85,12 @@ def command(
         kdf_profile=kdf_profile,
         chunker=chunker,
     )
+    transforms = [t["name"] for t in repo.config.transforms]
     info = {
         "repository": location,
         "id": repo.config.id,
         "encryption": repo.config.encryption or "none",
-        "transforms": [t["name"] for t in repo.config.transforms],
+        "transforms": transforms,
         "segment_size": repo.config.chunker.segment_size,
     }
     repo.close()
@@ -97,9 +98,8 @@ def command(
         emit_json(info)
     else:
         click.echo(
-            f"created repository {info['id'][:8]} at {location} "
-            f"(encryption: {info['encryption']}, transforms: "
-            f"{', '.join(info['transforms']) or 'none'})"
+            f"created repository {repo.config.id[:8]} at {location} "
+            f"(encryption: {info['encryption']}, transforms: {', '.join(transforms) or 'none'})"
         )
 
 
