@@ -435,16 +435,22 @@ class Repository:
 
     def repair_index(self, groups: Iterable[str] = (), dry_run: bool = False) -> RepairResult:
         """Index the packs no readable index fragment names, from their trailers, and set
-        aside unreadable fragments, under the exclusive lock (refused while a backup runs);
-        see :mod:`kvbackup.ops.repair`."""
-        with self.core.bypassing_cache():  # repair what the store holds, not cached copies
+        aside unreadable fragments, under the exclusive lock (refused while a backup runs;
+        a dry run only reads, under a read lock); see :mod:`kvbackup.ops.repair`."""
+        # repair what the store holds, not cached copies
+        with self._dry_run_lock(dry_run), self.core.bypassing_cache():
             return repair_index(self.core, list(groups), dry_run)
 
     def repair_snapshots(self, dry_run: bool = False) -> RepairResult:
         """Set aside unreadable snapshot records, under the exclusive lock (refused while a
-        backup runs); see :mod:`kvbackup.ops.repair`."""
-        with self.core.bypassing_cache():
+        backup runs; a dry run reads under a read lock); see :mod:`kvbackup.ops.repair`."""
+        with self._dry_run_lock(dry_run), self.core.bypassing_cache():
             return repair_snapshots(self.core, dry_run)
+
+    def _dry_run_lock(self, dry_run: bool) -> contextlib.AbstractContextManager[None]:
+        """A repair's dry run reads like ``verify``: under a read lock, so that a prune
+        does not delete what it is reading and report it missing."""
+        return self.read_lock("repair") if dry_run else contextlib.nullcontext()
 
     @reads_lazily("cat")
     def cat(self, snapshot: str | Snapshot, path: str | bytes) -> Iterator[bytes]:

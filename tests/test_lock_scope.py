@@ -30,7 +30,7 @@ from lifecycle_tools import build_history, version
 from kvbackup.core import locks
 from kvbackup.core.locks import acquire_exclusive
 from kvbackup.core.progress import ProgressEvent
-from kvbackup.errors import ExitCode
+from kvbackup.errors import ExitCode, LockedError
 from kvbackup.format.layout import snapshot_key
 from kvbackup.ops.prune import run_prune
 
@@ -148,6 +148,53 @@ def test_a_repair_refuses_while_a_backup_runs(tmp_path: Path, what: str) -> None
         backing_up.close()
     kvb("repair", what, "-r", url, cache=cache)  # the backup is over
     assert not list(Path(url, "locks").iterdir())  # repair released its lock
+
+
+@pytest.mark.parametrize("what", ["index", "snapshots"])
+def test_a_repair_dry_run_reads_under_a_read_lock(
+    tmp_path: Path, what: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A dry run reads like verify: it waits while a prune holds the exclusive lock, and a
+    prune refuses while the dry run reads (it could report a pack it deleted as missing)."""
+    monkeypatch.setattr(locks, "WAIT_POLL", 0.05)
+    url = str(tmp_path / "repo")
+    build_history(url, tmp_path)
+    repairing, pruning = open_repo(url), open_repo(url)
+    dry_run = getattr(repairing, f"repair_{what}")
+    held = acquire_exclusive(pruning.core, "prune")
+    results: list[Any] = []
+    waiting = threading.Thread(target=lambda: results.append(dry_run(dry_run=True)))
+    try:
+        waiting.start()
+        waiting.join(1.0)
+        assert waiting.is_alive() and not results  # waits for the prune
+    finally:
+        held.release()
+        waiting.join(120)
+    assert results and results[0].dry_run and not results[0].changed
+    paused, go_on = threading.Event(), threading.Event()
+    original = repairing.core.bypassing_cache
+
+    @contextlib.contextmanager
+    def pause_inside() -> Iterator[None]:
+        with original():
+            paused.set()
+            go_on.wait(30)
+            yield
+
+    monkeypatch.setattr(repairing.core, "bypassing_cache", pause_inside)
+    inside = threading.Thread(target=lambda: dry_run(dry_run=True))
+    try:
+        inside.start()
+        assert paused.wait(30)  # the dry run is reading
+        with pytest.raises(LockedError, match="repair"):
+            acquire_exclusive(pruning.core, "prune")
+    finally:
+        go_on.set()
+        inside.join(120)
+        repairing.close()
+        pruning.close()
+    assert not list(Path(url, "locks").iterdir())
 
 
 def test_a_restore_of_latest_waits_for_a_forget_and_prune_then_restores_what_is_left(

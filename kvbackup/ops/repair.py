@@ -75,7 +75,8 @@ class RepairResult:
 
 @contextlib.contextmanager
 def _holding_lock(repo: RepoCore, dry_run: bool) -> Iterator[RepositoryLock | None]:
-    """The exclusive lock, refused while a backup runs (none for a dry run)."""
+    """The exclusive lock, refused while a backup runs (none for a dry run, which the
+    facade runs under a read lock)."""
     if dry_run:
         yield None
         return
