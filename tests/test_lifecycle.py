@@ -77,6 +77,19 @@ def test_forget_dry_run_names_the_rule_for_each_snapshot_and_changes_nothing(
     assert sorted(p.relative_to(url) for p in Path(url).rglob("*")) == before
 
 
+def test_a_dry_run_counts_what_deleting_whole_groups_deletes_as_the_real_run_does(
+    history: tuple[str, Path, list[str]], tmp_path: Path
+) -> None:
+    url, _src, _ids = history
+    policy = ["--keep-last", "1", "--keep-groups", "1", "--prune"]
+    planned = kvb_json("forget", "-r", url, *policy, "--dry-run", cache=tmp_path / "c")
+    done = kvb_json("forget", "-r", url, *policy, cache=tmp_path / "c")
+    counts = ("packs_deleted", "fragments_deleted", "objects_deleted", "orphan_packs_deleted",
+              "bytes_freed")  # fmt: skip
+    assert done["prune"]["groups_deleted"] and done["prune"]["packs_deleted"] > 0
+    assert {k: planned["prune"][k] for k in counts} == {k: done["prune"][k] for k in counts}
+
+
 def test_forget_named_snapshots_and_the_python_api_report_reasons(
     history: tuple[str, Path, list[str]], tmp_path: Path
 ) -> None:

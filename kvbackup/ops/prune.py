@@ -224,8 +224,15 @@ class _Pruner:
             self.load_index(groups[gid])
             self.result.bytes_freed += sum(pack_size(t) for t in groups[gid].tables.values())
             self.result.groups_deleted.append(gid)
+            if self.result.dry_run:  # a real run counts these as it deletes them
+                self.result.objects_deleted += _objects_of(groups[gid])
+                self.result.fragments_deleted += len(groups[gid].index_keys)
+                self.result.packs_deleted += len(groups[gid].packs)
         self.progress.done()
-        if not self.result.dry_run:
+        if self.result.dry_run:
+            for plan in plans:
+                self.count_planned(plan)
+        else:
             self.progress.phase(
                 "prune",
                 total_files=sum(_objects_of(groups[g]) for g in dead)
@@ -405,6 +412,16 @@ class _Pruner:
             self.progress.advance(files=1, path=key)
 
         self.repo.map_parallel(delete, keys)
+
+    def count_planned(self, plan: _Plan) -> None:
+        """Count what :meth:`execute` would delete (a dry run; a real run counts as it goes)."""
+        if plan.rewrites_index:
+            self.result.fragments_deleted += len(plan.group.index_keys)
+            self.result.objects_deleted += len(plan.group.index_keys)
+        if plan.rewrites_index or plan.orphans:
+            self.result.objects_deleted += len(plan.delete | plan.repack | plan.orphans)
+            self.result.orphan_packs_deleted += len(plan.orphans)
+        self.result.objects_deleted += len(plan.spent_records)
 
     def execute(self, plan: _Plan) -> None:
         self.execute_deletions(plan)
