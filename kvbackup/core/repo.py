@@ -32,7 +32,7 @@ from ..errors import (
 from ..format.chunker import DATA_CHUNKS, ChunkerParams, ChunkHasher
 from ..format.config import CHECKSUM_KEY, RepoConfig, check_chunker, decode_limits
 from ..format.envelope import Codec, ObjectType
-from ..format.filelist import read_entries
+from ..format.filelist import read_entries, read_lines
 from ..format.index import BlobLocation, GroupIndex, decode_fragment, encode_fragment
 from ..format.keyslots import (
     KeyMaterial,
@@ -60,6 +60,7 @@ from ..format.layout import (
     split_index_listing,
 )
 from ..format.packs import DEFAULT_PACK_SIZE, TRAILER_LEN, decode_trailer, trailer_length
+from ..format.parentlist import ParentList
 from ..format.snapshots import Snapshot
 from ..registry import PluginRegistry, default_registry
 from ..sources import Entry
@@ -762,34 +763,49 @@ class RepoCore:
         if index is None:
             index, _ = self.load_index(snapshot.group)
 
-        def chunks() -> Iterator[bytes | None]:
-            ids = snapshot.filelist_ids()
-            done = 0
-            while done < len(ids):  # from the local cache while it has them
-                plain = self._cached_metadata_chunk(ids[done])
-                if plain is None:
-                    break
-                yield plain
-                done += 1
-            items = ((cid, cid) for cid in ids[done:])
-            for cid, data in self.fetch_chunks(snapshot.group, index, items, strict=strict):
-                if isinstance(data, KvbackupError):
-                    if on_damage is None:
-                        raise CorruptionError(f"snapshot {snapshot.id}: file list: {data}")
-                    on_damage(cid, data)
-                    yield None
-                else:
-                    if self.metadata_cache is not None:
-                        blob = self.codec.encode(ObjectType.METADATA, cid, data)
-                        self.metadata_cache.put_chunk(cid, blob)
-                    yield data
-
         def malformed(error: CorruptionError) -> None:
             assert on_damage is not None
             on_damage(b"", error)  # no chunk id: a malformed entry, named in ``error``
 
         what = f"snapshot {snapshot.id}: file list"
-        return read_entries(chunks(), what, malformed if on_damage else None)
+        chunks = self._filelist_chunks(snapshot, index, on_damage, strict)
+        return read_entries(chunks, what, malformed if on_damage else None)
+
+    def parent_list(self, snapshot: Snapshot, index: GroupIndex) -> ParentList:
+        """A snapshot's file list as an incremental backup reads its parent's: lines
+        decoded only where needed (:class:`ParentList`); damage raises."""
+        what = f"snapshot {snapshot.id}: file list"
+        return ParentList(read_lines(self._filelist_chunks(snapshot, index), what), what)
+
+    def _filelist_chunks(
+        self,
+        snapshot: Snapshot,
+        index: GroupIndex,
+        on_damage: Callable[[bytes, KvbackupError], None] | None = None,
+        strict: bool = False,
+    ) -> Iterator[bytes | None]:
+        """The plain bytes of a snapshot's file-list chunks, in order (from the local
+        cache while it has them); ``None`` for one that cannot be read, with ``on_damage``."""
+        ids = snapshot.filelist_ids()
+        done = 0
+        while done < len(ids):  # from the local cache while it has them
+            plain = self._cached_metadata_chunk(ids[done])
+            if plain is None:
+                break
+            yield plain
+            done += 1
+        items = ((cid, cid) for cid in ids[done:])
+        for cid, data in self.fetch_chunks(snapshot.group, index, items, strict=strict):
+            if isinstance(data, KvbackupError):
+                if on_damage is None:
+                    raise CorruptionError(f"snapshot {snapshot.id}: file list: {data}")
+                on_damage(cid, data)
+                yield None
+            else:
+                if self.metadata_cache is not None:
+                    blob = self.codec.encode(ObjectType.METADATA, cid, data)
+                    self.metadata_cache.put_chunk(cid, blob)
+                yield data
 
     def _cached_metadata_chunk(self, chunk_id: bytes) -> bytes | None:
         """A file-list chunk from the local cache, checked against its id; else ``None``."""

@@ -27,9 +27,10 @@ from ..errors import KvbackupError, SourceError
 from ..excludes import ExcludeMatcher, ExcludeRules
 from ..format.chunker import Chunker
 from ..format.envelope import ObjectType
-from ..format.filelist import FileListWriter
+from ..format.filelist import FileListWriter, match_file_line
 from ..format.index import GroupIndex
 from ..format.layout import snapshot_key
+from ..format.parentlist import ParentLine, ParentList
 from ..format.snapshots import COMPLETE, Snapshot, new_snapshot_id, utc_time
 from ..sources import DIR, FILE, KINDS, SYMLINK, Entry, Source, check_relative_path
 
@@ -174,6 +175,22 @@ def _same_line(entry: Entry, previous: Entry | None) -> bytes | None:
     return previous.line
 
 
+def _carried_over(
+    entry: Entry, found: ParentLine, parents: ParentList, index: GroupIndex
+) -> tuple[list[bytes], bytes | None] | None:
+    """The chunks of the file ``entry`` if the parent's line ``found`` says it is unchanged,
+    with that line if it can be written again as it is; ``None`` if the file must be read."""
+    chunks = match_file_line(entry, found.line)  # the common case: nothing decoded
+    if chunks is not None and all(c in index for c in chunks):
+        return chunks, found.line
+    previous = parents.entry(found, entry)  # decoded and checked
+    if not _unchanged(entry, previous, index):
+        return None
+    assert previous is not None
+    entry.chunks = previous.chunks
+    return previous.chunks, _same_line(entry, previous)
+
+
 def _unchanged(entry: Entry, parent: Entry | None, index: GroupIndex) -> bool:
     return (
         parent is not None
@@ -263,7 +280,7 @@ def _run(
 
     parents = None
     if parent is not None and source.ordered and not rehash:
-        parents = repo.iter_entries(parent, index)
+        parents = repo.parent_list(parent, index)
     # Hard links: the chunks of the first entry of each linked inode, for the others.
     leaders: dict[bytes, tuple[Entry, list[ChunkRef] | None]] = {}
     chunker = Chunker(repo.config.chunker)
@@ -285,24 +302,29 @@ def _run(
 
     last_report = 0.0
     try:
-        for entry, previous in _pair_with_parent(_scan(source, matcher, on_error), parents):
-            refs = None
+        for entry in _scan(source, matcher, on_error):
+            refs: list[ChunkRef] | None = None
+            line: bytes | None = None
+            # every entry moves the cursor on: its path is paired by bytes, not decoded
+            found = parents.find(entry) if parents is not None else None
             if entry.kind == FILE:
                 leader = leaders.get(entry.hardlink) if entry.hardlink is not None else None
                 if leader is not None:
                     entry.size, entry.chunks = leader[0].size, leader[0].chunks
                     refs = leader[1]
                     stats.hardlinks += 1
-                elif not rehash and _unchanged(entry, previous, index):
-                    assert previous is not None
-                    entry.chunks = previous.chunks
-                    entry.hardlink = None
-                    stats.files_unchanged += 1
                 else:
                     entry.hardlink = None  # its first link was not backed up: it leads now
-                    refs = _read_file(source, entry, chunker, writer, stats, on_error)
-                    if refs is None:
-                        continue
+                    kept = None
+                    if found is not None and parents is not None:
+                        kept = _carried_over(entry, found, parents, index)
+                    if kept is not None:
+                        entry.chunks, line = kept
+                        stats.files_unchanged += 1
+                    else:
+                        refs = _read_file(source, entry, chunker, writer, stats, on_error)
+                        if refs is None:
+                            continue
                 if entry.nlink > 1 and entry.hardlink is None:
                     leaders[entry.path] = (entry, refs)
                 stats.files += 1
@@ -313,7 +335,7 @@ def _run(
                 stats.symlinks += 1
             else:
                 stats.special += 1
-            waiting.append((entry, refs, _same_line(entry, previous)))
+            waiting.append((entry, refs, line))
             settle()
             if progress and time.monotonic() - last_report > 0.2:
                 last_report = time.monotonic()
@@ -491,14 +513,15 @@ def _dry_run(
 
     parents = None
     if parent is not None and source.ordered and not rehash:
-        parents = repo.iter_entries(parent, index)
-    for entry, previous in _pair_with_parent(_scan(source, matcher, on_error), parents):
+        parents = repo.parent_list(parent, index)
+    for entry in _scan(source, matcher, on_error):
+        found = parents.find(entry) if parents is not None else None
         if entry.kind == FILE:
             stats.files += 1
             stats.bytes += max(entry.size, 0)
             if entry.hardlink is not None:
                 stats.hardlinks += 1
-            elif not rehash and _unchanged(entry, previous, index):
+            elif found and parents and _carried_over(entry, found, parents, index) is not None:
                 stats.files_unchanged += 1
             else:
                 stats.files_read += 1
