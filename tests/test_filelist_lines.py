@@ -80,7 +80,7 @@ def a_file(**fields: Any) -> Entry:
 ENTRIES = [
     a_file(),
     a_file(chunks=[], size=0),
-    a_file(path=b"latin1-\xe9t\xe9/\n\"\\\x01", user="jöhn\u2028", group='g"\\'),
+    a_file(path=b'latin1-\xe9t\xe9/\n"\\\x01', user="jöhn\u2028", group='g"\\'),
     a_file(path="ünïcødé 文件 😀".encode(), uid=-1, gid=-1, user="", group=""),
     a_file(xattrs={b"user.b": b"\x00\xff", b"user.a": b""}, nlink=3, hardlink=b"x/\xff"),
     a_file(sparse=True, nlink=2, hardlink="é".encode()),

@@ -40,9 +40,7 @@ def restored(repo: Path, target: Path) -> Path:
     return target
 
 
-def test_a_file_rewritten_with_its_size_and_mtime_is_read_again(
-    tmp_path: Path, repo: Path
-) -> None:
+def test_a_file_rewritten_with_its_size_and_mtime_is_read_again(tmp_path: Path, repo: Path) -> None:
     src = make_tree(tmp_path / "src")
     readme = src / "docs" / "readme.txt"
     backup(src, repo)
