@@ -8,6 +8,7 @@ its parent's list, never all earlier ones. See ``docs/format.md`` for the fields
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -140,7 +141,10 @@ def match_file_line(entry: Entry, line: bytes) -> list[bytes] | None:
         return [] if entry.size == 0 else None  # a file of bytes lists chunks
     if not _CHUNK_IDS.fullmatch(ids):
         return None
-    return [bytes.fromhex(h.decode()) for h in ids[1:-1].split(b'","')]
+    if len(ids) == 2 * ID_BYTES + 2:  # most files: one chunk
+        return [binascii.unhexlify(ids[1:-1])]
+    raw = binascii.unhexlify(ids.replace(b'","', b"")[1:-1])
+    return [raw[i : i + ID_BYTES] for i in range(0, len(raw), ID_BYTES)]
 
 
 def decode_entry(line: bytes) -> Entry:

@@ -127,6 +127,10 @@ class GroupIndex:
     def __contains__(self, chunk_id: object) -> bool:
         return chunk_id in self._blobs
 
+    def has_all(self, chunk_ids: Iterable[bytes]) -> bool:
+        """Every one of ``chunk_ids`` is stored (one call for a file's chunks)."""
+        return all(map(self._blobs.__contains__, chunk_ids))
+
     def __len__(self) -> int:
         return len(self._blobs)
 

@@ -181,7 +181,7 @@ def _carried_over(
     """The chunks of the file ``entry`` if the parent's line ``found`` says it is unchanged,
     with that line if it can be written again as it is; ``None`` if the file must be read."""
     chunks = match_file_line(entry, found.line)  # the common case: nothing decoded
-    if chunks is not None and all(c in index for c in chunks):
+    if chunks is not None and index.has_all(chunks):
         return chunks, found.line
     previous = parents.entry(found, entry)  # decoded and checked
     if not _unchanged(entry, previous, index):
