@@ -83,6 +83,9 @@ class Source(ABC):
     :attr ordered: ``scan`` yields entries sorted by :meth:`Entry.sort_key`, each directory
         before what it contains; the engine then compares them with the parent snapshot's
         entries in one streaming pass and skips unchanged files without reading them.
+    :attr threaded_reads: :meth:`open` may be called, and the stream it returns read, on
+        other threads than the one iterating :meth:`scan`, several at once and while the
+        scan goes on: the engine then reads small files on its worker threads.
     :attr ranged_reads: the stream :meth:`open` returns can ``seek(offset)`` to any byte of
         the file without reading what comes before (a local file, a ranged GET): a
         distributed backup then reads one large file in parts on several workers.
@@ -90,6 +93,7 @@ class Source(ABC):
 
     identity: str = ""
     ordered: bool = False
+    threaded_reads: bool = False
     ranged_reads: bool = False
     #: ``scan`` applies the exclude rules in :attr:`excludes` itself (so an excluded folder
     #: is never read); otherwise the engine filters what ``scan`` yields.

@@ -1,7 +1,9 @@
 """The write pipeline: chunks -> id, dedup and transforms (worker threads) -> packs -> store.
 
 The caller (one thread) only hands chunks over: hashing, the deduplication check against the
-group and the transforms run on worker threads, several small chunks to a job. Each chunk's
+group and the transforms run on worker threads, several small chunks to a job. A chunk can
+also be handed over as a read (a small file's one chunk): the worker reads it too, so the
+caller's thread goes on scanning while the workers read, hash and compress. Each chunk's
 id is known once its job is done; results are packed in the order the chunks were added, so
 chunks that follow each other in a file follow each other in a pack and a restore reads them
 with one ranged GET. Memory is bounded: a few jobs wait for the workers and a few packs for
@@ -16,6 +18,7 @@ import os
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -42,17 +45,28 @@ class WriteStats:
 
 
 class ChunkRef:
-    """A chunk handed to the writer; ``id`` is set once the chunk has been hashed."""
+    """A chunk handed to the writer; ``id`` and ``size`` are set once the chunk has been
+    hashed. A chunk handed over as a read that failed gets the read's ``error`` instead."""
 
-    __slots__ = ("id",)
+    __slots__ = ("error", "id", "size")
 
     def __init__(self) -> None:
         self.id: bytes | None = None
+        self.size = 0
+        self.error: Exception | None = None
+
+    @property
+    def done(self) -> bool:
+        """Hashed, or its read failed."""
+        return self.id is not None or self.error is not None
 
 
-_Job = list[tuple[int, bytes, ChunkRef]]
-#: A job's result per chunk: its id, and its encoded blob (``None`` if already stored).
-_Result = list[tuple[bytes, bytes | None]]
+#: A chunk to store: its bytes, or a read returning them (run on a worker thread).
+_Data = bytes | Callable[[], bytes]
+_Job = list[tuple[int, _Data, ChunkRef]]
+#: A job's result per chunk: its id, its encoded blob (``None`` if already stored) and its
+#: size; or the exception its read raised.
+_Result = list[tuple[bytes, bytes | None, int] | Exception]
 
 BATCH_BYTES = 1 << 20
 BATCH_CHUNKS = 64
@@ -96,10 +110,19 @@ class ChunkWriter:
 
     def add(self, otype: int, data: bytes) -> ChunkRef:
         """Hand ``data`` over for storing (unless the group has it already)."""
+        return self._add(otype, data, len(data))
+
+    def add_read(self, otype: int, read: Callable[[], bytes], size_hint: int) -> ChunkRef:
+        """Hand over a chunk of about ``size_hint`` bytes that ``read`` returns, called on a
+        worker thread. If it raises an :class:`Exception`, the chunk is not stored and its
+        ref gets the exception as ``error`` (in the order chunks were added, like ids)."""
+        return self._add(otype, read, size_hint)
+
+    def _add(self, otype: int, data: _Data, size: int) -> ChunkRef:
         self.check()
         ref = ChunkRef()
         self._batch.append((otype, data, ref))
-        self._batch_bytes += len(data)
+        self._batch_bytes += size
         if self._batch_bytes >= BATCH_BYTES or len(self._batch) >= BATCH_CHUNKS:
             self._submit_batch()
         self._drain(block=len(self._pending) > self._max_pending)
@@ -123,12 +146,20 @@ class ChunkWriter:
     def _run_job(self, job: _Job) -> _Result:
         """Hash, deduplicate and encode a job's chunks (on a worker thread)."""
         out: _Result = []
-        for otype, data, _ref in job:
+        for otype, item, _ref in job:
+            if callable(item):
+                try:
+                    data = item()
+                except Exception as exc:
+                    out.append(exc)
+                    continue
+            else:
+                data = item
             cid = self.repo.hasher(data)
             with self._known_lock:
                 new = cid not in self._known
                 self._known.add(cid)
-            out.append((cid, self.codec.encode(otype, cid, data) if new else None))
+            out.append((cid, self.codec.encode(otype, cid, data) if new else None, len(data)))
         return out
 
     def _drain(self, block: bool, everything: bool = False) -> None:
@@ -137,17 +168,23 @@ class ChunkWriter:
             job, future = self._pending.popleft()
             results = future.result()
             block = False
-            for (otype, data, ref), (cid, blob) in zip(job, results, strict=True):
-                ref.id = cid
+            for (otype, _data, ref), result in zip(job, results, strict=True):
+                if isinstance(result, Exception):
+                    ref.error = result
+                    continue
+                cid, blob, size = result
+                ref.id, ref.size = cid, size
                 if blob is None:
                     self.stats.chunks_deduplicated += 1
-                    self.stats.bytes_deduplicated += len(data)
+                    self.stats.bytes_deduplicated += size
                     continue
                 self.stats.chunks_new += 1
-                self.stats.bytes_new += len(data)
+                self.stats.bytes_new += size
                 category = ObjectType.METADATA if otype == ObjectType.METADATA else ObjectType.DATA
-                builder = self._open.setdefault(category, PackBuilder())
-                builder.add(cid, otype, blob, len(data))
+                builder = self._open.get(category)
+                if builder is None:  # not setdefault: a builder draws its random pack id
+                    builder = self._open[category] = PackBuilder()
+                builder.add(cid, otype, blob, size)
                 self.stats.bytes_stored += len(blob)
                 if builder.size >= self.pack_size:
                     del self._open[category]

@@ -61,10 +61,7 @@ class Chunker:
         """Yield the chunks of ``stream`` as bytes."""
         source: Any = stream
         if 0 <= size_hint <= self.params.small_file:
-            # Ask for what stat said, plus one byte to notice a file that grew.
-            data = _read_up_to(stream, size_hint + 1)
-            if len(data) > size_hint:
-                data += _read_up_to(stream, self.params.small_file + 1 - len(data))
+            data = read_small(stream, size_hint, self.params.small_file)
             if len(data) <= self.params.small_file:
                 if data:
                     yield data
@@ -99,6 +96,17 @@ class Chunker:
     def cut_points(self, buf: bytes | bytearray | memoryview) -> list[int]:
         """The end offsets of the chunks of ``buf``."""
         return [c.offset + c.length for c in self._cdc.cut_buf(buf)]
+
+
+def read_small(stream: BinaryIO, size_hint: int, small_file: int) -> bytes:
+    """The whole of a file listed as ``size_hint <= small_file`` bytes: its one chunk. More
+    than ``small_file`` bytes back (at most one more) mean the file grew past a small file's
+    bound; what follows is left in ``stream``."""
+    # Ask for what stat said, plus one byte to notice a file that grew.
+    data = _read_up_to(stream, size_hint + 1)
+    if len(data) > size_hint:
+        data += _read_up_to(stream, small_file + 1 - len(data))
+    return data
 
 
 def _read_up_to(stream: BinaryIO, n: int) -> bytes:

@@ -16,6 +16,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import Any
 
 from ..core.consolidate import MERGE_AT, merge_fragments
@@ -25,7 +26,7 @@ from ..core.repo import RepoCore
 from ..core.writer import ChunkRef, ChunkWriter, WriteStats
 from ..errors import KvbackupError, SourceError
 from ..excludes import ExcludeMatcher, ExcludeRules
-from ..format.chunker import Chunker
+from ..format.chunker import Chunker, read_small
 from ..format.envelope import ObjectType
 from ..format.filelist import FileListWriter, match_file_line
 from ..format.index import GroupIndex
@@ -287,15 +288,28 @@ def _run(
     filelist: FileListWriter[ChunkRef] = FileListWriter(
         lambda data: writer.add(ObjectType.METADATA, data)
     )
-    # Entries wait here, in order, until the ids of the chunks they were given are known.
-    waiting: deque[tuple[Entry, list[ChunkRef] | None, bytes | None]] = deque()
+    # Entries wait here, in order, until the ids of the chunks they were given are known
+    # (and, for a small file read by the writer's workers, whether it could be read).
+    waiting: deque[tuple[Entry, list[ChunkRef] | None, bytes | None, bool]] = deque()
+    small_file = chunker.params.small_file
+    # Small files are read by the writer's workers, when the source allows it, so that this
+    # thread goes on scanning while they are read, hashed and compressed.
+    read_on_workers = source.threaded_reads
 
     def settle() -> None:
         while waiting:
-            entry, refs, line = waiting[0]
+            entry, refs, line, deferred = waiting[0]
             if refs:
-                if refs[-1].id is None:  # jobs finish in order: the last one tells
+                if not refs[-1].done:  # jobs finish in order: the last one tells
                     return
+                if deferred:
+                    refs = _settle_read(entry, refs[0], source, chunker, writer, stats, on_error)
+                    if refs is None:  # unreadable: left out, like a file read here
+                        waiting.popleft()
+                        continue
+                    if refs and not refs[-1].done:  # read again here: wait for its chunks
+                        waiting[0] = (entry, refs, line, False)
+                        return
                 entry.chunks = [ref.id for ref in refs if ref.id is not None]
             waiting.popleft()
             filelist.add(entry, line)
@@ -305,6 +319,7 @@ def _run(
         for entry in _scan(source, matcher, on_error):
             refs: list[ChunkRef] | None = None
             line: bytes | None = None
+            deferred = False
             # every entry moves the cursor on: its path is paired by bytes, not decoded
             found = parents.find(entry) if parents is not None else None
             if entry.kind == FILE:
@@ -321,6 +336,10 @@ def _run(
                     if kept is not None:
                         entry.chunks, line = kept
                         stats.files_unchanged += 1
+                    elif read_on_workers and 0 < entry.size <= small_file and entry.nlink == 1:
+                        read = partial(_read_small_file, source, entry, small_file)
+                        refs = [writer.add_read(ObjectType.DATA, read, entry.size)]
+                        deferred = True
                     else:
                         refs = _read_file(source, entry, chunker, writer, stats, on_error)
                         if refs is None:
@@ -335,7 +354,7 @@ def _run(
                 stats.symlinks += 1
             else:
                 stats.special += 1
-            waiting.append((entry, refs, line))
+            waiting.append((entry, refs, line, deferred))
             settle()
             if progress and time.monotonic() - last_report > 0.2:
                 last_report = time.monotonic()
@@ -344,8 +363,9 @@ def _run(
                         "backup", stats.files, stats.bytes, stats.bytes_read, _display(entry.path)
                     )
                 )
-        writer.drain()
-        settle()
+        while waiting:  # settling may read a file again, which hands over more chunks
+            writer.drain()
+            settle()
         list_refs = filelist.close()
         if progress:
             progress(ProgressEvent("commit", stats.files, stats.bytes, stats.bytes_read))
@@ -568,6 +588,57 @@ def _read_file(
     except OSError as exc:
         on_error(entry.path, exc)
         return None
+    _account_read(entry, size, stats, on_error)
+    return refs
+
+
+class _NotSmall(Exception):
+    """A small file grew past the bound, or shrank to nothing, since it was listed."""
+
+
+def _read_small_file(source: Source, entry: Entry, small_file: int) -> bytes:
+    """A small file's one chunk (on a writer's worker thread); :class:`_NotSmall` if it is
+    no longer one, so that it is read again on the main thread, as any file."""
+    with source.open(entry) as stream:
+        data = read_small(stream, entry.size, small_file)
+    if not data or len(data) > small_file:
+        raise _NotSmall
+    return data
+
+
+def _settle_read(
+    entry: Entry,
+    ref: ChunkRef,
+    source: Source,
+    chunker: Chunker,
+    writer: ChunkWriter,
+    stats: BackupStats,
+    on_error: Callable[[bytes, Exception], None],
+) -> list[ChunkRef] | None:
+    """The outcome of a small file's read on a worker: its chunk, the chunks of a new read
+    here if it is no longer small, or ``None`` (and reported) if it could not be read."""
+    if ref.error is None:
+        stats.bytes += ref.size - entry.size  # counted as listed when handed over
+        _account_read(entry, ref.size, stats, on_error)
+        return [ref]
+    stats.files -= 1  # counted when handed over; counted again if read here
+    stats.bytes -= entry.size
+    if isinstance(ref.error, _NotSmall):
+        refs = _read_file(source, entry, chunker, writer, stats, on_error)
+        if refs is not None:
+            stats.files += 1
+            stats.bytes += entry.size
+        return refs
+    if isinstance(ref.error, OSError):
+        on_error(entry.path, ref.error)
+        return None
+    raise ref.error
+
+
+def _account_read(
+    entry: Entry, size: int, stats: BackupStats, on_error: Callable[[bytes, Exception], None]
+) -> None:
+    """Count a file's ``size`` bytes read, and report it if they differ from its listing."""
     if entry.size >= 0 and size != entry.size:
         on_error(
             entry.path,
@@ -579,7 +650,6 @@ def _read_file(
     entry.size = size
     stats.files_read += 1
     stats.bytes_read += size
-    return refs
 
 
 def _chain_with(repo: RepoCore, compression: str) -> list[dict[str, Any]]:

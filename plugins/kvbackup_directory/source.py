@@ -55,6 +55,7 @@ class DirectorySource(Source):
     """
 
     ordered = True
+    threaded_reads = True  # each open is a file descriptor of its own
     applies_excludes = True
     ranged_reads = True  # an open file seeks
 
