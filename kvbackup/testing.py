@@ -446,6 +446,25 @@ class SourceConformance:
             fh.seek(10)
             assert _read_exactly(fh, 10) == content[10:20]
 
+    def test_threaded_reads_read_on_several_threads_while_the_scan_goes_on(
+        self, make_source: MakeSource
+    ) -> None:
+        """A source that declares ``threaded_reads`` gives every file's bytes when files are
+        opened and read on several threads at once, each as soon as the scan yields it."""
+        files = {b"t/f%03d.bin" % n: os.urandom(100 + n * 37) for n in range(64)}
+        source = make_source(dict(files))
+        if not source.threaded_reads:
+            pytest.skip("the source does not declare threaded reads")
+
+        def read(entry: Entry) -> tuple[bytes, bytes]:
+            with source.open(entry) as fh:
+                return entry.path, _read_all(fh)
+
+        with ThreadPoolExecutor(4) as pool:
+            futures = [pool.submit(read, e) for e in source.scan(_raise) if e.kind == FILE]
+            assert dict(f.result() for f in futures) == files
+        source.close()
+
     def test_a_name_that_is_not_utf8_round_trips(self, make_source: MakeSource) -> None:
         if not self.non_utf8_names:
             pytest.skip("the source cannot hold names that are not UTF-8")

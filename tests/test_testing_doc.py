@@ -27,8 +27,8 @@ OUTCOMES = {
     "test_upload.py": {"passed": 2},
     # One test per rule of the store contract.
     "test_my_store.py": {"passed": _tests_of(StoreConformance)},
-    # Every source rule passes: the example is ordered, seeks, can hold any name and says
-    # how to break a file.
+    # Every source rule passes: the example is ordered, seeks, reads on any thread, can hold
+    # any name and says how to break a file.
     "test_my_source.py": {"passed": _tests_of(SourceConformance)},
     # Small inputs are five cases of one test; the two rules of an AEAD are skipped.
     "test_my_transform.py": {"passed": _tests_of(TransformConformance) + 4 - 2, "skipped": 2},
