@@ -4,14 +4,12 @@ its size is damage, reported by verify and never restored as a success."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 from kvtools import init_repo, kvb, kvb_json, write_tree
 
-import kvbackup.ops.backup as backup_module
 from kvbackup.errors import CorruptionError, ExitCode
-from kvbackup.format.filelist import decode_entry, encode_entry, validate_entry
+from kvbackup.format.filelist import FileListWriter, decode_entry, encode_entry, validate_entry
 from kvbackup.sources import FILE, Entry
 
 
@@ -21,17 +19,16 @@ def _backup_with_lying_entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mo
     bytes than its chunks hold."""
     repo_url = str(tmp_path / "repo")
     src = write_tree(tmp_path / "src", {"good.txt": b"good\n" * 100, "bad.txt": b"bad\n" * 100})
-    real = backup_module._read_file
+    real = FileListWriter.add
 
-    def lying(source: Any, entry: Any, *args: Any) -> Any:
-        refs = real(source, entry, *args)
-        if entry.path == b"bad.txt" and refs is not None:
+    def lying(self: FileListWriter, entry: Entry, line: bytes | None = None) -> None:
+        if entry.path == b"bad.txt":  # however the file was read, its entry is written here
             entry.size += 7
             if mode == "no-chunks":
-                return []
-        return refs
+                entry.chunks = []
+        real(self, entry, line)
 
-    monkeypatch.setattr(backup_module, "_read_file", lying)
+    monkeypatch.setattr(FileListWriter, "add", lying)
     with init_repo(repo_url) as repo:
         repo.backup(str(src))
     return repo_url
