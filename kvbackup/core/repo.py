@@ -704,33 +704,72 @@ class RepoCore:
         A chunk the index lacks is looked for in packs no index fragment names (see
         :class:`~kvbackup.core.damage.IndexFallback`), unless ``strict`` (verify's way).
         """
-        locate = index.get if strict else IndexFallback(self, group, index)
-        return fetch_ordered(items, locate, lambda span: self._read_span(group, span), self.pool)
+        locate = index.get if strict else self.chunk_locator(group, index)
+        return fetch_ordered(
+            items, locate, lambda span: list(self._read_span(group, span)), self.pool
+        )
 
-    def _read_span(self, group: str, span: Span[T]) -> list[tuple[int, T, bytes | KvbackupError]]:
+    def chunk_locator(
+        self, group: str, index: GroupIndex
+    ) -> Callable[[bytes], BlobLocation | None]:
+        """Where a chunk is: looked up in ``index``, then in packs no index fragment names
+        (see :class:`~kvbackup.core.damage.IndexFallback`); ``None`` if nowhere."""
+        return IndexFallback(self, group, index)
+
+    def fetch_into(
+        self,
+        group: str,
+        index: GroupIndex,
+        items: Iterable[tuple[T, bytes]],
+        sink: Callable[[T, bytes | KvbackupError], None],
+        *,
+        locate: Callable[[bytes], BlobLocation | None] | None = None,
+    ) -> Iterator[T]:
+        """:meth:`fetch_chunks`, each chunk handed to ``sink`` (with its tag) by the thread
+        that fetched and decoded it, so that what the caller does with a chunk runs on the
+        fetching threads too. Yields the tags in order, each once its chunk was sunk; an
+        exception ``sink`` raises is raised here. Memory stays within the same budget.
+        """
+
+        def read_span(span: Span[T]) -> list[tuple[int, T, None]]:
+            out: list[tuple[int, T, None]] = []
+            for n, tag, data in self._read_span(group, span):
+                sink(tag, data)
+                out.append((n, tag, None))
+            return out
+
+        located = locate or self.chunk_locator(group, index)
+        return (tag for tag, _ in fetch_ordered(items, located, read_span, self.pool))
+
+    def _read_span(
+        self, group: str, span: Span[T]
+    ) -> Iterator[tuple[int, T, bytes | KvbackupError]]:
+        """The chunks of ``span``, decoded one at a time (or why each cannot be had)."""
         if not span.pack_id:
-            return [
-                (n, tag, CorruptionError(f"chunk {cid.hex()}: not in the index of group {group}"))
-                for n, tag, cid, _ in span.items
-            ]
+            for n, tag, cid, _ in span.items:
+                yield (
+                    n,
+                    tag,
+                    CorruptionError(f"chunk {cid.hex()}: not in the index of group {group}"),
+                )
+            return
         key = pack_key(group, span.pack_id)
         try:
             data = self.store.get_range(key, span.start, span.size)
         except KeyNotFoundError:
-            return [
-                (n, tag, CorruptionError(f"{key}: pack missing (needed for chunk {cid.hex()})"))
-                for n, tag, cid, _ in span.items
-            ]
-        out: list[tuple[int, T, bytes | KvbackupError]] = []
+            for n, tag, cid, _ in span.items:
+                yield n, tag, CorruptionError(f"{key}: pack missing (needed for chunk {cid.hex()})")
+            return
         for n, tag, cid, loc in span.items:
             assert loc is not None
             envelope = data[loc.offset - span.start : loc.offset - span.start + loc.length]
             what = f"chunk {cid.hex()} in {key}"
             try:
-                out.append((n, tag, self.decode_chunk(loc, envelope, what)))
+                decoded = self.decode_chunk(loc, envelope, what)
             except KvbackupError as exc:
-                out.append((n, tag, exc))
-        return out
+                yield n, tag, exc
+            else:
+                yield n, tag, decoded
 
     def decode_chunk(self, loc: BlobLocation, envelope: bytes, what: str) -> bytes:
         """The plain bytes of the chunk ``loc`` from its stored ``envelope``, checked

@@ -30,7 +30,7 @@ from ..metadata import AS_ROOT, apply_metadata
 from ..sources import BLOCKDEV, CHARDEV, DIR, FIFO, FILE, SPECIAL_KINDS, SYMLINK, Entry
 from ..trees import remove_tree
 from . import overwrite
-from .restore_target import FileWriter, RestoreTarget, is_temp_name
+from .restore_target import DEFAULT_WRITERS, FileWriter, RestoreFile, RestoreTarget, is_temp_name
 
 #: At most this many paths are listed in a result (kept, deleted, planned); all are counted.
 MAX_LISTED = 10_000
@@ -148,8 +148,14 @@ def run_restore(
     delete: bool = False,
     dry_run: bool = False,
     verify: bool = False,
+    writers: int = DEFAULT_WRITERS,
 ) -> RestoreResult:
-    """Restore ``snapshot`` under ``target``; see :meth:`Repository.restore`."""
+    """Restore ``snapshot`` under ``target``; see :meth:`Repository.restore`.
+
+    The threads that fetch chunks also decode them and write each at its offset in its
+    file, ``writers`` of them at a time; a file is committed by whichever thread writes
+    its last chunk.
+    """
     overwrite.check_policy(overwrite_policy)
     started = time.time()
     result = RestoreResult(snapshot, dry_run=dry_run)
@@ -207,7 +213,7 @@ def run_restore(
             restored.add(entry.path)
         result.files += 1
 
-    def chunks_to_fetch() -> Iterator[tuple[tuple[Entry, int], bytes]]:
+    def chunks_to_fetch() -> Iterator[tuple[tuple[RestoreFile, int], bytes]]:
         def damaged_list(cid: bytes, exc: KvbackupError) -> None:
             if not cid:  # a malformed entry, already named
                 result.errors.append(("(file list)", str(exc)))
@@ -240,20 +246,33 @@ def run_restore(
                         continue
                     if not entry.chunks:
                         writer.write_empty(entry)
+                        continue
+                    locs = [locate(cid) for cid in entry.chunks]
+                    job = writer.add(entry, [loc.raw_length if loc else 0 for loc in locs])
                     for i, cid in enumerate(entry.chunks):
-                        yield (entry, i), cid
+                        yield (job, i), cid
                 else:
                     out.path(entry.path)
                     deferred.append(entry)
             except (OSError, KvbackupError) as exc:
-                fail(entry, exc)
+                writer.fail(entry, exc)  # the writing threads report too: one at a time
 
     verifier = (lambda data, cid: repo.hasher(data) == cid) if verify else None
-    writer = FileWriter(out, fail, file_done, verifier)
+    writer = FileWriter(out, fail, file_done, verifier, writers=writers)
+    locate = repo.chunk_locator(snapshot.group, index)
     last_report = 0.0
     try:
-        for (entry, i), data in repo.fetch_chunks(snapshot.group, index, chunks_to_fetch()):
-            writer.write(entry, i, data)
+        # The threads that fetch and decode a chunk also write it into its file, and commit
+        # the file after its last chunk: decoding and writing spread over the cores. Every
+        # file is committed (or dropped) before the loop ends, so folders get their times
+        # below, after their children.
+        for job, _ in repo.fetch_into(
+            snapshot.group,
+            index,
+            chunks_to_fetch(),
+            lambda tag, data: writer.write(tag[0], tag[1], data),
+            locate=locate,
+        ):
             if progress and time.monotonic() - last_report > 0.2:
                 last_report = time.monotonic()
                 progress(
@@ -262,7 +281,7 @@ def run_restore(
                         result.files,
                         writer.bytes,
                         writer.bytes,
-                        display_name(entry.path),
+                        display_name(job.entry.path),
                     )
                 )
         writer.close()
@@ -276,6 +295,9 @@ def run_restore(
             _restore_deferred(entry, out, result, restored, decide)
         except (OSError, KvbackupError, ValueError, OverflowError) as exc:
             fail(entry, exc)
+    missing = [p for p, hit in zip(selection.paths, selection.matched, strict=False) if not hit]
+    if present is not None and not missing:
+        _delete_extra(out, selection, present, result)  # before folders get their times
     for entry in reversed(dirs):
         try:
             if not dry_run:
@@ -283,11 +305,8 @@ def run_restore(
             result.dirs += 1
         except (OSError, KvbackupError, ValueError, OverflowError) as exc:
             fail(entry, exc)
-    for path, hit in zip(selection.paths, selection.matched, strict=False):
-        if not hit:
-            raise PathNotFoundError(f"{display_name(path)}: not in snapshot {snapshot.id}")
-    if present is not None:
-        _delete_extra(out, selection, present, result)
+    if missing:
+        raise PathNotFoundError(f"{display_name(missing[0])}: not in snapshot {snapshot.id}")
     result.requests = repo.counts.as_dict()
     result.seconds = time.time() - started
     return result

@@ -1,0 +1,106 @@
+"""SIGKILL at seeded points of a restore (several threads writing files at once): no file
+stands under its final name unless it is whole, with the snapshot's bytes, mode and mtime;
+a second restore then completes, and with ``--delete`` (which also clears the killed run's
+temporaries) gives a tree identical to the snapshot's."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import Trials, trial_guard
+from oracle import Manifest, differences, make_tree, manifest
+from places import PASSWORD, init, open_repo, repository_url
+
+from kvbackup.ops.restore_target import is_temp_name
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KVBACKUP_")}
+    env.update(KVBACKUP_PASSWORD=PASSWORD)
+    env["KVBACKUP_CACHE_DIR"] = os.environ.get("KVBACKUP_CACHE_DIR", "")
+    return env
+
+
+def _named_files(target: Path) -> int:
+    """Regular files under their final names below ``target``."""
+    return sum(
+        1
+        for _, _, files in os.walk(target)
+        for name in files
+        if not is_temp_name(os.fsencode(name))
+    )
+
+
+def _kill_at_seeded_point(url: str, target: Path, after_files: int) -> str:
+    """Start a restore, SIGKILL it once ``after_files`` files have taken their names (0:
+    as soon as the first temporary appears). Returns what became of it."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kvbackup", "restore", "latest", str(target), "-r", url],
+        env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline:
+        if target.exists():
+            if after_files == 0 and any(target.rglob(".kvbackup-*.tmp")):
+                break
+            if after_files and _named_files(target) >= after_files:
+                break
+        time.sleep(0.002)
+    if proc.poll() is not None:
+        assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
+        return "finished before the kill point"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    if proc.stderr:
+        proc.stderr.close()
+    return "killed"
+
+
+def _wrong_under_final_names(expected: Manifest, target: Path) -> list[str]:
+    """Files and symlinks standing under a final name that are not the snapshot's exactly
+    (folders are left out: their modes and times are set at the end of a restore)."""
+    got = {
+        path: value
+        for path, value in manifest(target).items()
+        if value[0] != "dir" and not is_temp_name(os.path.basename(path))
+    }
+    return [
+        f"{path!r}: {value} after the kill, {expected.get(path)} in the snapshot"
+        for path, value in sorted(got.items())
+        if expected.get(path) != value
+    ]
+
+
+@pytest.mark.parametrize("kind", ["local"])
+def test_sigkill_during_restore_leaves_only_whole_files_and_a_rerun_converges(
+    kind: str, trials: Trials, request: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    outcomes: dict[str, int] = {}
+    for trial in trials:
+        with trial_guard(trials, trial):
+            url = repository_url(kind, request, trial.workdir, monkeypatch)
+            init(url)
+            src = trial.workdir / "src"
+            make_tree(src, trial.rng, files=120, max_size=600_000)
+            with open_repo(url) as repo:
+                snap_id = repo.backup(str(src)).snapshot.id
+            expected_root = manifest(src)
+            files = sum(1 for v in expected_root.values() if v[0] == "file")
+            for n, after in enumerate([0, *sorted(trial.rng.sample(range(1, files), 3))]):
+                target = trial.workdir / f"target-{n}"
+                what = _kill_at_seeded_point(url, target, after)
+                outcomes[what] = outcomes.get(what, 0) + 1
+                if target.exists():
+                    assert _wrong_under_final_names(expected_root, target) == []
+                with open_repo(url) as repo:  # the second restore, in this process
+                    result = repo.restore(snap_id, target, delete=True)
+                assert not result.errors, result.errors
+                assert differences(expected_root, target) == []  # temporaries included
+    print(f"kill outcomes: {outcomes}")
