@@ -290,6 +290,7 @@ class Repository:
         dry_run: bool = False,
         verify: bool = False,
         target_options: Mapping[str, str] | None = None,
+        writers: int | None = None,
     ) -> RestoreResult:
         """Restore ``snapshot`` (or the selected paths of it) under ``target``.
 
@@ -298,6 +299,8 @@ class Repository:
         removes what the target holds (below the selection) that the snapshot does not;
         ``dry_run`` only reports what would be written and deleted; ``verify`` reads every
         written file back and checks it against its chunk ids before it takes its name.
+        ``writers``: how many threads write files at once (``0``: one thread writes every
+        file, in order; ``None``: the default, see docs/backup-and-restore.md).
         A ``target`` that is a URL (``s3://bucket/prefix``, ``fsspec::URL``) is written
         through the source plugin serving it (``target_options`` are its options).
         """
@@ -325,6 +328,7 @@ class Repository:
             delete=delete,
             dry_run=dry_run,
             verify=verify,
+            **({} if writers is None else {"writers": writers}),
         )
 
     @reads("verify")

@@ -8,6 +8,7 @@ import click
 
 from ..errors import ExitCode
 from ..ops.overwrite import DEFAULT, POLICIES
+from ..ops.restore_target import DEFAULT_WRITERS
 from .common import (
     emit_json,
     get_repo_options,
@@ -60,6 +61,14 @@ from .selecting import filter_options, get_filter
 @click.option(
     "--verify", is_flag=True, help="Read every written file back and check it against its chunks."
 )
+@click.option(
+    "--writers",
+    type=click.IntRange(0, 64),
+    default=None,
+    metavar="N",
+    help=f"How many threads write files at once (default {DEFAULT_WRITERS}; 0: one thread "
+    "writes every file, in order).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
 @json_option
 @json_progress_option
@@ -75,6 +84,7 @@ def command(
     delete: bool,
     dry_run: bool,
     verify: bool,
+    writers: int | None,
     quiet: bool,
     as_json: bool,
     **kwargs: Any,
@@ -119,6 +129,7 @@ def command(
                 dry_run=dry_run,
                 verify=verify,
                 target_options=target_options,
+                writers=writers,
             )
     for path, error in result.errors:
         warn(f"{path}: not restored: {error}")

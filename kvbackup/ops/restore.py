@@ -25,6 +25,7 @@ from ..core.progress import Progress, ProgressEvent
 from ..core.repo import RepoCore
 from ..display import display_name
 from ..errors import KvbackupError, PathNotFoundError, TargetNotWritableError, UnsafePathError
+from ..format.index import BlobLocation, GroupIndex
 from ..format.snapshots import Snapshot
 from ..metadata import AS_ROOT, apply_metadata
 from ..sources import BLOCKDEV, CHARDEV, DIR, FIFO, FILE, SPECIAL_KINDS, SYMLINK, Entry
@@ -152,9 +153,8 @@ def run_restore(
 ) -> RestoreResult:
     """Restore ``snapshot`` under ``target``; see :meth:`Repository.restore`.
 
-    The threads that fetch chunks also decode them and write each at its offset in its
-    file, ``writers`` of them at a time; a file is committed by whichever thread writes
-    its last chunk.
+    ``writers``: how many of the threads that fetch and decode chunks also write them
+    into their files at once (``0``: the calling thread writes every chunk, in order).
     """
     overwrite.check_policy(overwrite_policy)
     started = time.time()
@@ -258,21 +258,11 @@ def run_restore(
                 writer.fail(entry, exc)  # the writing threads report too: one at a time
 
     verifier = (lambda data, cid: repo.hasher(data) == cid) if verify else None
-    writer = FileWriter(out, fail, file_done, verifier, writers=writers)
+    writer = FileWriter(out, fail, file_done, verifier, writers=max(1, writers))
     locate = repo.chunk_locator(snapshot.group, index)
     last_report = 0.0
     try:
-        # The threads that fetch and decode a chunk also write it into its file, and commit
-        # the file after its last chunk: decoding and writing spread over the cores. Every
-        # file is committed (or dropped) before the loop ends, so folders get their times
-        # below, after their children.
-        for job, _ in repo.fetch_into(
-            snapshot.group,
-            index,
-            chunks_to_fetch(),
-            lambda tag, data: writer.write(tag[0], tag[1], data),
-            locate=locate,
-        ):
+        for job in _written(repo, snapshot, index, chunks_to_fetch(), writer, locate, writers):
             if progress and time.monotonic() - last_report > 0.2:
                 last_report = time.monotonic()
                 progress(
@@ -310,6 +300,35 @@ def run_restore(
     result.requests = repo.counts.as_dict()
     result.seconds = time.time() - started
     return result
+
+
+def _written(
+    repo: RepoCore,
+    snapshot: Snapshot,
+    index: GroupIndex,
+    chunks: Iterator[tuple[tuple[RestoreFile, int], bytes]],
+    writer: FileWriter,
+    locate: Callable[[bytes], BlobLocation | None],
+    writers: int,
+) -> Iterator[RestoreFile]:
+    """Fetch ``chunks`` and write each into its file; yields the files in order, as their
+    chunks are written. Every file is committed (or dropped) when this ends, so folders
+    can be given their times after it."""
+    if writers < 1:
+        for (job, i), data in repo.fetch_chunks(snapshot.group, index, chunks, locate=locate):
+            writer.write(job, i, data)
+            yield job
+        return
+    # The threads that fetch and decode a chunk also write it into its file, and commit the
+    # file after its last chunk: decoding and writing spread over the cores.
+    for job, _ in repo.fetch_into(
+        snapshot.group,
+        index,
+        chunks,
+        lambda tag, data: writer.write(tag[0], tag[1], data),
+        locate=locate,
+    ):
+        yield job
 
 
 def _restore_deferred(
