@@ -22,7 +22,7 @@ from helpers import snapshot_of
 from kvtools import chunks_of, flip_byte, init_repo, kvb, open_repo, write_tree
 
 from kvbackup.errors import CorruptionError, ExitCode
-from kvbackup.ops.restore_target import FileWriter, RestoreTarget
+from kvbackup.ops.restore_target import RestoreTarget, ThreadedFileWriter
 from kvbackup.sources import FILE, Entry
 
 KIB = 1024
@@ -85,8 +85,9 @@ def test_many_files_across_many_packs_restore_identically(
     assert sparse.st_blocks * 512 < 1024 * KIB  # the holes stayed holes
 
 
+@pytest.mark.parametrize("writers", ["0", "4"])
 def test_a_chunk_damaged_in_the_middle_of_a_big_file_costs_that_file_alone(
-    tmp_path: Path, cache: Path
+    tmp_path: Path, cache: Path, writers: str
 ) -> None:
     rng = random.Random(7)
     src = write_tree(
@@ -101,8 +102,8 @@ def test_a_chunk_damaged_in_the_middle_of_a_big_file_costs_that_file_alone(
         damaged = chunks[len(chunks) // 2]
         flip_byte(repo, repo.resolve_snapshot("latest").group, damaged)
     target = tmp_path / "target"
-    done = kvb("restore", "latest", target, "--repo", location, cache=cache,
-               expect=ExitCode.CORRUPT)  # fmt: skip
+    done = kvb("restore", "latest", target, "--repo", location, "--writers", writers,
+               cache=cache, expect=ExitCode.CORRUPT)  # fmt: skip
     lines = done.stderr.decode().splitlines()
     about_big = [line for line in lines if "big.bin" in line]
     assert len(about_big) == 1 and "big.bin: not restored" in about_big[0], lines
@@ -126,16 +127,17 @@ def small_disk(tmp_path: Path) -> Path:
     subprocess.run(["umount", str(mount)], check=True)
 
 
+@pytest.mark.parametrize("writers", ["0", "4"])
 def test_a_full_disk_stops_the_restore_with_exit_19_and_no_temporary_left(
-    tmp_path: Path, cache: Path, small_disk: Path
+    tmp_path: Path, cache: Path, small_disk: Path, writers: str
 ) -> None:
     rng = random.Random(3)
     files = {f"f{n}.bin": rng.randbytes(60 * KIB) for n in range(40)}  # 2.4 MB for 1 MiB
     src = write_tree(tmp_path / "src", files)
     location = str(tmp_path / "repo")
     init_repo(location).backup(src)
-    done = kvb("restore", "latest", small_disk, "--repo", location, cache=cache,
-               expect=ExitCode.TARGET)  # fmt: skip
+    done = kvb("restore", "latest", small_disk, "--repo", location, "--writers", writers,
+               cache=cache, expect=ExitCode.TARGET)  # fmt: skip
     assert "Traceback" not in done.stderr.decode()
     assert temp_leftovers(small_disk) == []
     for path in small_disk.glob("*.bin"):  # what did take its name is whole
@@ -163,7 +165,7 @@ def test_chunks_written_in_any_order_by_several_threads_make_whole_files(
     out = RestoreTarget(tmp_path)
     failures: list[tuple[bytes, Exception]] = []
     done: list[bytes] = []
-    writer = FileWriter(
+    writer = ThreadedFileWriter(
         out,
         lambda entry, exc: failures.append((entry.path, exc)),
         lambda entry: done.append(entry.path),
@@ -211,7 +213,9 @@ def test_a_file_closed_to_bound_open_files_is_reopened_not_truncated(tmp_path: P
     """With one temporary open at a time, writing two files alternately closes and reopens
     each between its chunks: every chunk written before survives."""
     out = RestoreTarget(tmp_path)
-    writer = FileWriter(out, lambda e, exc: pytest.fail(str(exc)), lambda e: None, max_open=1)
+    writer = ThreadedFileWriter(
+        out, lambda e, exc: pytest.fail(str(exc)), lambda e: None, max_open=1
+    )
     jobs = []
     for name in (b"x", b"y"):
         entry = Entry(path=name, kind=FILE, size=9, mtime_ns=MTIME, chunks=[b"a", b"b", b"c"])

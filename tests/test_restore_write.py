@@ -242,7 +242,7 @@ def test_a_file_that_does_not_read_back_right_never_takes_its_name(tmp_path: Pat
         verifier=lambda data, cid: False,
     )
     entry = Entry(path=b"f", kind=FILE, size=3, chunks=[b"\1" * 32])
-    writer.write(writer.add(entry, [3]), 0, b"new")
+    writer.write(entry, 0, b"new")
     writer.close()
     assert (tmp_path / "f").read_bytes() == b"old"
     assert done == [] and "do not match" in str(failures[0][1])

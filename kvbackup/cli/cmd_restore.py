@@ -66,8 +66,8 @@ from .selecting import filter_options, get_filter
     type=click.IntRange(0, 64),
     default=None,
     metavar="N",
-    help=f"How many threads write files at once (default {DEFAULT_WRITERS}; 0: one thread "
-    "writes every file, in order).",
+    help=f"How many threads write files at once (default {DEFAULT_WRITERS}: one thread writes "
+    "every file, in order; N: up to N of the fetching threads write chunks at their offsets).",
 )
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
 @json_option

@@ -695,7 +695,6 @@ class RepoCore:
         items: Iterable[tuple[T, bytes]],
         *,
         strict: bool = False,
-        locate: Callable[[bytes], BlobLocation | None] | None = None,
     ) -> Iterator[tuple[T, bytes | KvbackupError]]:
         """Fetch chunks by id, in order, each verified against its id.
 
@@ -703,11 +702,9 @@ class RepoCore:
         :mod:`kvbackup.core.fetch`). A chunk that cannot be had yields a
         :class:`KvbackupError` in place of its bytes, so the caller decides about the rest.
         A chunk the index lacks is looked for in packs no index fragment names (see
-        :class:`~kvbackup.core.damage.IndexFallback`), unless ``strict`` (verify's way);
-        ``locate`` replaces that lookup.
+        :class:`~kvbackup.core.damage.IndexFallback`), unless ``strict`` (verify's way).
         """
-        if locate is None:
-            locate = index.get if strict else self.chunk_locator(group, index)
+        locate = index.get if strict else self.chunk_locator(group, index)
         return fetch_ordered(
             items, locate, lambda span: list(self._read_span(group, span)), self.pool
         )

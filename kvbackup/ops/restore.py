@@ -25,13 +25,20 @@ from ..core.progress import Progress, ProgressEvent
 from ..core.repo import RepoCore
 from ..display import display_name
 from ..errors import KvbackupError, PathNotFoundError, TargetNotWritableError, UnsafePathError
-from ..format.index import BlobLocation, GroupIndex
+from ..format.index import GroupIndex
 from ..format.snapshots import Snapshot
 from ..metadata import AS_ROOT, apply_metadata
 from ..sources import BLOCKDEV, CHARDEV, DIR, FIFO, FILE, SPECIAL_KINDS, SYMLINK, Entry
 from ..trees import remove_tree
 from . import overwrite
-from .restore_target import DEFAULT_WRITERS, FileWriter, RestoreFile, RestoreTarget, is_temp_name
+from .restore_target import (
+    DEFAULT_WRITERS,
+    FileWriter,
+    RestoreFile,
+    RestoreTarget,
+    ThreadedFileWriter,
+    is_temp_name,
+)
 
 #: At most this many paths are listed in a result (kept, deleted, planned); all are counted.
 MAX_LISTED = 10_000
@@ -213,7 +220,7 @@ def run_restore(
             restored.add(entry.path)
         result.files += 1
 
-    def chunks_to_fetch() -> Iterator[tuple[tuple[RestoreFile, int], bytes]]:
+    def chunks_to_fetch() -> Iterator[tuple[tuple[Entry, int], bytes]]:
         def damaged_list(cid: bytes, exc: KvbackupError) -> None:
             if not cid:  # a malformed entry, already named
                 result.errors.append(("(file list)", str(exc)))
@@ -246,11 +253,8 @@ def run_restore(
                         continue
                     if not entry.chunks:
                         writer.write_empty(entry)
-                        continue
-                    locs = [locate(cid) for cid in entry.chunks]
-                    job = writer.add(entry, [loc.raw_length if loc else 0 for loc in locs])
                     for i, cid in enumerate(entry.chunks):
-                        yield (job, i), cid
+                        yield (entry, i), cid
                 else:
                     out.path(entry.path)
                     deferred.append(entry)
@@ -258,11 +262,16 @@ def run_restore(
                 writer.fail(entry, exc)  # the writing threads report too: one at a time
 
     verifier = (lambda data, cid: repo.hasher(data) == cid) if verify else None
-    writer = FileWriter(out, fail, file_done, verifier, writers=max(1, writers))
-    locate = repo.chunk_locator(snapshot.group, index)
+    writer: FileWriter | ThreadedFileWriter
+    if writers > 0:
+        writer = ThreadedFileWriter(out, fail, file_done, verifier, writers=writers)
+        written = _written_by_threads(repo, snapshot, index, chunks_to_fetch(), writer)
+    else:
+        writer = FileWriter(out, fail, file_done, verifier)
+        written = _written_in_order(repo, snapshot, index, chunks_to_fetch(), writer)
     last_report = 0.0
     try:
-        for job in _written(repo, snapshot, index, chunks_to_fetch(), writer, locate, writers):
+        for entry in written:
             if progress and time.monotonic() - last_report > 0.2:
                 last_report = time.monotonic()
                 progress(
@@ -271,7 +280,7 @@ def run_restore(
                         result.files,
                         writer.bytes,
                         writer.bytes,
-                        display_name(job.entry.path),
+                        display_name(entry.path),
                     )
                 )
         writer.close()
@@ -302,33 +311,48 @@ def run_restore(
     return result
 
 
-def _written(
+def _written_in_order(
     repo: RepoCore,
     snapshot: Snapshot,
     index: GroupIndex,
-    chunks: Iterator[tuple[tuple[RestoreFile, int], bytes]],
+    chunks: Iterator[tuple[tuple[Entry, int], bytes]],
     writer: FileWriter,
-    locate: Callable[[bytes], BlobLocation | None],
-    writers: int,
-) -> Iterator[RestoreFile]:
-    """Fetch ``chunks`` and write each into its file; yields the files in order, as their
-    chunks are written. Every file is committed (or dropped) when this ends, so folders
-    can be given their times after it."""
-    if writers < 1:
-        for (job, i), data in repo.fetch_chunks(snapshot.group, index, chunks, locate=locate):
-            writer.write(job, i, data)
-            yield job
-        return
-    # The threads that fetch and decode a chunk also write it into its file, and commit the
-    # file after its last chunk: decoding and writing spread over the cores.
+) -> Iterator[Entry]:
+    """Fetch ``chunks`` and write each into its file from this thread, in order."""
+    for (entry, i), data in repo.fetch_chunks(snapshot.group, index, chunks):
+        writer.write(entry, i, data)
+        yield entry
+
+
+def _written_by_threads(
+    repo: RepoCore,
+    snapshot: Snapshot,
+    index: GroupIndex,
+    chunks: Iterator[tuple[tuple[Entry, int], bytes]],
+    writer: ThreadedFileWriter,
+) -> Iterator[Entry]:
+    """Fetch ``chunks``; the threads that fetch and decode a chunk also write it into its
+    file, and commit the file after its last chunk. Every file is committed (or dropped)
+    when this ends, so folders can be given their times after it."""
+    locate = repo.chunk_locator(snapshot.group, index)
+
+    def planned() -> Iterator[tuple[tuple[RestoreFile, int], bytes]]:
+        job: RestoreFile | None = None
+        for (entry, i), cid in chunks:
+            if i == 0:
+                locs = [locate(c) for c in entry.chunks]
+                job = writer.add(entry, [loc.raw_length if loc else 0 for loc in locs])
+            assert job is not None and job.entry is entry
+            yield (job, i), cid
+
     for job, _ in repo.fetch_into(
         snapshot.group,
         index,
-        chunks,
+        planned(),
         lambda tag, data: writer.write(tag[0], tag[1], data),
         locate=locate,
     ):
-        yield job
+        yield job.entry
 
 
 def _restore_deferred(

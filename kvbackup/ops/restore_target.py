@@ -19,6 +19,7 @@ import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import Any
 
 from ..display import display_name
 from ..errors import CorruptionError, KvbackupError, TargetNotWritableError, UnsafePathError
@@ -160,9 +161,10 @@ class RestoreTarget:
 
 Verifier = Callable[[bytes, bytes], bool]
 
-#: How many threads write into files at once (the others keep fetching and decoding);
-#: measured in docs/performance.md, "Round 4: restore writers".
-DEFAULT_WRITERS = 2
+#: How many threads write into files at once by default: 0, the calling thread writes
+#: every file in order (:class:`FileWriter`); threads that write (:class:`ThreadedFileWriter`)
+#: cost more CPU and were not faster on a 2-core machine (docs/performance.md, "Round 4").
+DEFAULT_WRITERS = 0
 #: At most this many temporary files are held open between chunks; the least recently
 #: written is closed and opened again by its name when its next chunk comes.
 DEFAULT_MAX_OPEN = 64
@@ -194,7 +196,184 @@ class RestoreFile:
         self.finished = False  # committed or dropped: nothing more happens to it
 
 
-class FileWriter:
+class _FileCommitter:
+    """What both writers share: how a finished temporary file takes its name, or is
+    removed (``fail`` and ``done`` report each file)."""
+
+    def __init__(
+        self,
+        out: RestoreTarget,
+        fail: Callable[[Entry, Exception], None],
+        done: Callable[[Entry], None],
+        verifier: Verifier | None = None,
+    ):
+        self.out, self.fail, self.done, self.verifier = out, fail, done, verifier
+        self.bytes = 0
+
+    def write_empty(self, entry: Entry) -> None:
+        """Restore a file with no chunks (apart from the file being streamed, if any)."""
+        if entry.size != 0:
+            self.fail(entry, CorruptionError(f"the file list says {entry.size} bytes in no chunks"))
+            return
+        try:
+            fd, temp = self.out.create_temp(entry.path)
+        except (OSError, KvbackupError) as exc:
+            self.fail(entry, exc)
+            return
+        self._commit(entry, fd, temp, damaged=False)
+
+    def _commit(
+        self,
+        entry: Entry,
+        fd: int,
+        temp: bytes,
+        damaged: bool,
+        check: Callable[[], None] | None = None,
+    ) -> None:
+        """Give the temporary file ``temp`` (open as ``fd``, ``-1`` if it is not) its metadata
+        and ``entry``'s name, or remove it if it is ``damaged`` or anything fails."""
+        try:
+            if not damaged:
+                if check is not None:
+                    check()
+                apply_metadata_fd(fd, entry)
+            if fd >= 0:
+                fd, closing = -1, fd  # released even if close fails: never closed twice
+                os.close(closing)
+            if not damaged:
+                self.out.replace(temp, entry.path)
+                temp = b""
+                self.done(entry)
+        except (OSError, KvbackupError) as exc:
+            self.fail(entry, exc)
+        finally:
+            if fd >= 0:
+                os.close(fd)
+            if temp:
+                with contextlib.suppress(OSError):
+                    os.unlink(temp)  # never leave a partial file behind
+
+
+class FileWriter(_FileCommitter):
+    """Writes fetched chunks into their files, in order, one file open at a time.
+
+    A file reaches its name only if it received every chunk, in order, and has the size the
+    file list records (and, with a ``verifier``, what was written reads back to the same
+    chunk ids); otherwise its temporary file is removed and the damage reported, and the
+    path keeps whatever it held before.
+    """
+
+    def __init__(
+        self,
+        out: RestoreTarget,
+        fail: Callable[[Entry, Exception], None],
+        done: Callable[[Entry], None],
+        verifier: Verifier | None = None,
+    ):
+        super().__init__(out, fail, done, verifier)
+        self.entry: Entry | None = None
+        self.fd = -1
+        self.temp = b""
+        self.damaged = False
+        self.next_chunk = 0
+        self.written = 0
+        self.lengths: list[int] = []
+
+    def write(self, entry: Entry, i: int, data: bytes | KvbackupError) -> None:
+        if i == 0:
+            self._finish()
+            self._start(entry)
+        if self.damaged:
+            return
+        if entry is not self.entry or i != self.next_chunk:
+            raise RuntimeError(
+                f"restore: chunk {i} of {display_name(entry.path)} arrived out of order"
+            )
+        self.next_chunk += 1
+        if isinstance(data, KvbackupError):
+            self.fail(entry, data)
+            self.damaged = True
+            return
+        try:
+            self._write(data)
+        except OSError as exc:
+            self.fail(entry, exc)
+            self.damaged = True
+            return
+        self.lengths.append(len(data))
+        self.written += len(data)
+        self.bytes += len(data)
+
+    def _start(self, entry: Entry) -> None:
+        self.entry, self.damaged, self.next_chunk, self.written = entry, False, 0, 0
+        self.lengths = []
+        try:
+            self.fd, self.temp = self.out.create_temp(entry.path)
+        except (OSError, KvbackupError) as exc:
+            self.fd, self.temp = -1, b""
+            self.fail(entry, exc)
+            self.damaged = True
+
+    def _write(self, data: bytes) -> None:
+        if self.entry is not None and self.entry.sparse:
+            self._write_sparse(data)
+            return
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.fd, view) :]
+
+    def _write_sparse(self, data: bytes) -> None:
+        """Write ``data``, leaving runs of zero blocks as holes (the file is sized at the end)."""
+        view = memoryview(data)
+        zero = bytes(_HOLE_BLOCK)
+        pos = 0
+        while pos < len(view):
+            block = view[pos : pos + _HOLE_BLOCK]
+            if block == zero[: len(block)]:
+                os.lseek(self.fd, len(block), os.SEEK_CUR)
+            else:
+                rest = block
+                while rest:
+                    rest = rest[os.write(self.fd, rest) :]
+            pos += len(block)
+
+    def _check(self, fd: int, entry: Entry) -> None:
+        if self.next_chunk != len(entry.chunks) or self.written != entry.size:
+            raise CorruptionError(
+                f"restored {self.written} bytes in {self.next_chunk} chunks, the file list "
+                f"says {entry.size} bytes in {len(entry.chunks)} chunks"
+            )
+        if entry.sparse:
+            os.ftruncate(fd, entry.size)
+        if self.verifier is not None:
+            offset = 0
+            for cid, length in zip(entry.chunks, self.lengths, strict=True):
+                data = os.pread(fd, length, offset)
+                if len(data) != length or not self.verifier(data, cid):
+                    raise CorruptionError(
+                        f"read back after writing, the bytes at offset {offset} do not match "
+                        f"chunk {cid.hex()}"
+                    )
+                offset += length
+
+    def _finish(self) -> None:
+        entry, self.entry = self.entry, None
+        if entry is None:
+            return
+        fd, self.fd = self.fd, -1
+        temp, self.temp = self.temp, b""
+        self._commit(entry, fd, temp, self.damaged, check=lambda: self._check(fd, entry))
+
+    def close(self) -> None:
+        self._finish()
+
+    def abort(self) -> None:
+        """Drop the file being written, if any (an exception stopped the restore)."""
+        self.damaged = True
+        self._finish()
+
+
+class ThreadedFileWriter(_FileCommitter):
     """Writes fetched chunks into their files at their offsets, from any thread.
 
     :meth:`add` plans a file (its chunks' decoded lengths give their offsets);
@@ -215,30 +394,30 @@ class FileWriter:
         done: Callable[[Entry], None],
         verifier: Verifier | None = None,
         *,
-        writers: int = DEFAULT_WRITERS,
+        writers: int = 2,
         max_open: int = DEFAULT_MAX_OPEN,
     ):
         if writers < 1 or max_open < 1:
             raise ValueError("writers and max_open must be at least 1")
-        self.out, self._fail, self._done, self.verifier = out, fail, done, verifier
-        self.bytes = 0
+        # ``_lock`` guards the callbacks, ``bytes``, the unfinished files and the open ones;
+        # it is taken after a file's own lock, never before it (except without blocking).
+        self._lock = threading.Lock()
+        super().__init__(out, self._locked(fail), self._locked(done), verifier)
         self.max_open = max_open
         #: The most temporary files that were open at once (for tests of the bound).
         self.peak_open = 0
         self._writing = threading.BoundedSemaphore(writers)
-        # ``_lock`` guards the callbacks, ``bytes``, the unfinished files and the open ones;
-        # it is taken after a file's own lock, never before it (except without blocking).
-        self._lock = threading.Lock()
         self._unfinished: set[RestoreFile] = set()
         self._open: OrderedDict[RestoreFile, None] = OrderedDict()
 
-    def fail(self, entry: Entry, exc: Exception) -> None:
-        with self._lock:
-            self._fail(entry, exc)
+    def _locked(self, report: Callable[..., None]) -> Callable[..., None]:
+        """``report``, called by one thread at a time."""
 
-    def done(self, entry: Entry) -> None:
-        with self._lock:
-            self._done(entry)
+        def locked(*args: Any) -> None:
+            with self._lock:
+                report(*args)
+
+        return locked
 
     def add(self, entry: Entry, lengths: list[int]) -> RestoreFile:
         """Plan ``entry``, whose chunks decode to ``lengths`` bytes; nothing is opened yet.
@@ -273,18 +452,6 @@ class FileWriter:
             finally:
                 if last:
                     self._finish(job)
-
-    def write_empty(self, entry: Entry) -> None:
-        """Restore a file with no chunks."""
-        if entry.size != 0:
-            self.fail(entry, CorruptionError(f"the file list says {entry.size} bytes in no chunks"))
-            return
-        try:
-            fd, temp = self.out.create_temp(entry.path)
-        except (OSError, KvbackupError) as exc:
-            self.fail(entry, exc)
-            return
-        self._commit(entry, fd, temp, damaged=False)
 
     def _write(self, job: RestoreFile, i: int, data: bytes) -> None:
         if len(data) != job.lengths[i]:
@@ -381,37 +548,6 @@ class FileWriter:
         finally:
             with self._lock:
                 self._unfinished.discard(job)
-
-    def _commit(
-        self,
-        entry: Entry,
-        fd: int,
-        temp: bytes,
-        damaged: bool,
-        check: Callable[[], None] | None = None,
-    ) -> None:
-        """Give the temporary file ``temp`` (open as ``fd``, ``-1`` if it is not) its metadata
-        and ``entry``'s name, or remove it if it is ``damaged`` or anything fails."""
-        try:
-            if not damaged:
-                if check is not None:
-                    check()
-                apply_metadata_fd(fd, entry)
-            if fd >= 0:
-                fd, closing = -1, fd  # released even if close fails: never closed twice
-                os.close(closing)
-            if not damaged:
-                self.out.replace(temp, entry.path)
-                temp = b""
-                self.done(entry)
-        except (OSError, KvbackupError) as exc:
-            self.fail(entry, exc)
-        finally:
-            if fd >= 0:
-                os.close(fd)
-            if temp:
-                with contextlib.suppress(OSError):
-                    os.unlink(temp)  # never leave a partial file behind
 
     def _forget_open(self, job: RestoreFile) -> None:
         with self._lock:

@@ -38,11 +38,12 @@ def _named_files(target: Path) -> int:
     )
 
 
-def _kill_at_seeded_point(url: str, target: Path, after_files: int) -> str:
+def _kill_at_seeded_point(url: str, target: Path, after_files: int, writers: str) -> str:
     """Start a restore, SIGKILL it once ``after_files`` files have taken their names (0:
     as soon as the first temporary appears). Returns what became of it."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "kvbackup", "restore", "latest", str(target), "-r", url],
+        [sys.executable, "-m", "kvbackup", "restore", "latest", str(target), "-r", url,
+         "--writers", writers],
         env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
     deadline = time.monotonic() + 120
@@ -78,9 +79,9 @@ def _wrong_under_final_names(expected: Manifest, target: Path) -> list[str]:
     ]
 
 
-@pytest.mark.parametrize("kind", ["local"])
+@pytest.mark.parametrize(("kind", "writers"), [("local", "0"), ("local", "4")])
 def test_sigkill_during_restore_leaves_only_whole_files_and_a_rerun_converges(
-    kind: str, trials: Trials, request: Any, monkeypatch: pytest.MonkeyPatch
+    kind: str, writers: str, trials: Trials, request: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     outcomes: dict[str, int] = {}
     for trial in trials:
@@ -95,7 +96,7 @@ def test_sigkill_during_restore_leaves_only_whole_files_and_a_rerun_converges(
             files = sum(1 for v in expected_root.values() if v[0] == "file")
             for n, after in enumerate([0, *sorted(trial.rng.sample(range(1, files), 3))]):
                 target = trial.workdir / f"target-{n}"
-                what = _kill_at_seeded_point(url, target, after)
+                what = _kill_at_seeded_point(url, target, after, writers)
                 outcomes[what] = outcomes.get(what, 0) + 1
                 if target.exists():
                     assert _wrong_under_final_names(expected_root, target) == []
