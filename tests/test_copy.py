@@ -54,6 +54,9 @@ def test_copy_local_to_s3_to_local_restores_identical_and_verifies_clean(
     tmp_path: Path, moto_s3: Any
 ) -> None:
     src = make_tree(tmp_path / "src")
+    # 10 MiB: chunks are at most 4 MiB, so at least the first two end before the edited tail
+    # (make_tree's 3 MiB can be one chunk, and then shares nothing with its edit)
+    (src / "big.bin").write_bytes(os.urandom(10 << 20))
     a = str(tmp_path / "a")
     with Repository.init(a, password=PASSWORDS["a"]) as repo:
         done = repo.backup(src)
