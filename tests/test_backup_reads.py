@@ -45,6 +45,13 @@ def _small_tree(root: Path, count: int) -> Path:
     return root
 
 
+class ThreadedDirectory(DirectorySource):
+    """The directory source with reads on the writer's threads (off by default: on two
+    cores it costs more than it overlaps; docs/performance.md)."""
+
+    threaded_reads = True
+
+
 def test_reads_run_on_worker_threads_and_give_the_ids_of_the_same_bytes() -> None:
     repo = Repository.init({}, password=PASSWORD)
     writer = _writer(repo)
@@ -121,7 +128,7 @@ def test_a_worker_read_error_skips_that_file_only(tmp_path: Path) -> None:
     src = _small_tree(tmp_path / "src", 300)
     (src / "d03" / "f0170.txt").chmod(0)
     repo = Repository.init({}, password=PASSWORD)
-    result = repo.backup(src)
+    result = repo.backup(ThreadedDirectory(src))
     assert [p for p, _ in result.skipped] == ["d03/f0170.txt"]
     assert result.stats.files == 299
     out = tmp_path / "out"
@@ -130,7 +137,7 @@ def test_a_worker_read_error_skips_that_file_only(tmp_path: Path) -> None:
     assert (out / "d05" / "f0299.txt").read_bytes() == (src / "d05" / "f0299.txt").read_bytes()
 
 
-class ChangingSource(DirectorySource):
+class ChangingSource(ThreadedDirectory):
     """A directory whose files ``change`` rewrites the moment the backup opens them (after
     they were listed): another program writing to them while the backup runs."""
 
@@ -196,13 +203,13 @@ def test_a_store_error_while_workers_read_leaves_earlier_snapshots_intact(
     src = _small_tree(tmp_path / "src", 200)
     first = Repository.init({}, password=PASSWORD, pack_size=1 << 16)
     backing = first.core.raw_store.mapping  # type: ignore[attr-defined]
-    first.backup(src)
+    first.backup(ThreadedDirectory(src))
     for n in range(0, 200, 3):  # new content: new packs are needed
         path = src / f"d{n // 50:02d}" / f"f{n:04d}.txt"
         path.write_bytes(os.urandom(3000))
     failing = Repository.open(FailingPacks(backing, 2), password=PASSWORD)
     with pytest.raises(StoreError, match="injected: disk full"):
-        failing.backup(src, full=True)
+        failing.backup(ThreadedDirectory(src), full=True)
     again = Repository.open(backing, password=PASSWORD)
     snaps = again.snapshots()
     assert [s.state for s in snaps].count(COMPLETE) == 1
@@ -211,7 +218,7 @@ def test_a_store_error_while_workers_read_leaves_earlier_snapshots_intact(
     assert (out / "d00" / "f0001.txt").read_bytes() == b"file 1 " * 2
 
 
-def test_cli_read_error_among_worker_reads_is_one_line_and_partial(tmp_path: Path) -> None:
+def test_cli_read_error_is_one_line_and_partial(tmp_path: Path) -> None:
     src = _small_tree(tmp_path / "src", 400)
     repo = tmp_path / "repo"
     kvbackup("init", repo)

@@ -55,7 +55,10 @@ class DirectorySource(Source):
     """
 
     ordered = True
-    threaded_reads = True  # each open is a file descriptor of its own
+    # Each open is a file descriptor of its own, so reads on the writer's threads would be
+    # safe; but on two cores they cost more (interpreter-lock hand-offs) than they overlap:
+    # docs/performance.md, "Round 4: the initial backup on two cores".
+    threaded_reads = False
     applies_excludes = True
     ranged_reads = True  # an open file seeks
 
