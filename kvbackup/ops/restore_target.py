@@ -254,6 +254,35 @@ class _FileCommitter:
                     os.unlink(temp)  # never leave a partial file behind
 
 
+def check_written(
+    fd: int,
+    entry: Entry,
+    written: int,
+    lengths: list[int],
+    verifier: Verifier | None,
+) -> None:
+    """Before a file is committed: all its chunks (of ``lengths``, ``written`` bytes in
+    all) were written, holes are kept to its size, and with ``verifier`` each chunk is read
+    back and checked against its id. :class:`CorruptionError` otherwise."""
+    if len(lengths) != len(entry.chunks) or written != entry.size:
+        raise CorruptionError(
+            f"restored {written} bytes in {len(lengths)} chunks, the file list "
+            f"says {entry.size} bytes in {len(entry.chunks)} chunks"
+        )
+    if entry.sparse:
+        os.ftruncate(fd, entry.size)
+    if verifier is not None:
+        offset = 0
+        for cid, length in zip(entry.chunks, lengths, strict=True):
+            data = os.pread(fd, length, offset)
+            if len(data) != length or not verifier(data, cid):
+                raise CorruptionError(
+                    f"read back after writing, the bytes at offset {offset} do not match "
+                    f"chunk {cid.hex()}"
+                )
+            offset += length
+
+
 class FileWriter(_FileCommitter):
     """Writes fetched chunks into their files, in order, one file open at a time.
 
@@ -338,23 +367,7 @@ class FileWriter(_FileCommitter):
             pos += len(block)
 
     def _check(self, fd: int, entry: Entry) -> None:
-        if self.next_chunk != len(entry.chunks) or self.written != entry.size:
-            raise CorruptionError(
-                f"restored {self.written} bytes in {self.next_chunk} chunks, the file list "
-                f"says {entry.size} bytes in {len(entry.chunks)} chunks"
-            )
-        if entry.sparse:
-            os.ftruncate(fd, entry.size)
-        if self.verifier is not None:
-            offset = 0
-            for cid, length in zip(entry.chunks, self.lengths, strict=True):
-                data = os.pread(fd, length, offset)
-                if len(data) != length or not self.verifier(data, cid):
-                    raise CorruptionError(
-                        f"read back after writing, the bytes at offset {offset} do not match "
-                        f"chunk {cid.hex()}"
-                    )
-                offset += length
+        check_written(fd, entry, self.written, self.lengths, self.verifier)
 
     def _finish(self) -> None:
         entry, self.entry = self.entry, None
@@ -503,22 +516,7 @@ class ThreadedFileWriter(_FileCommitter):
                 victim.lock.release()
 
     def _check(self, job: RestoreFile, fd: int) -> None:
-        entry = job.entry
-        if job.written != entry.size:
-            raise CorruptionError(
-                f"restored {job.written} bytes in {len(job.lengths)} chunks, the file list "
-                f"says {entry.size} bytes in {len(entry.chunks)} chunks"
-            )
-        if entry.sparse:
-            os.ftruncate(fd, entry.size)
-        if self.verifier is not None:
-            for cid, length, offset in zip(entry.chunks, job.lengths, job.offsets, strict=True):
-                data = os.pread(fd, length, offset)
-                if len(data) != length or not self.verifier(data, cid):
-                    raise CorruptionError(
-                        f"read back after writing, the bytes at offset {offset} do not match "
-                        f"chunk {cid.hex()}"
-                    )
+        check_written(fd, job.entry, job.written, job.lengths, self.verifier)
 
     def _finish(self, job: RestoreFile) -> None:
         """Commit ``job`` (checked, its metadata applied, renamed into place) or drop it."""
