@@ -10,7 +10,7 @@ from __future__ import annotations
 import struct
 import threading
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ..errors import CorruptionError
 
@@ -19,9 +19,11 @@ _BLOB = struct.Struct("<32sBIII")
 _PACK_ID = 16
 
 
-@dataclass(frozen=True, slots=True)
-class BlobLocation:
-    """Where a chunk is stored: pack, byte range of its envelope, and its plain size."""
+class BlobLocation(NamedTuple):
+    """Where a chunk is stored: pack, byte range of its envelope, and its plain size.
+
+    A named tuple rather than a frozen dataclass: an index holds one per stored chunk,
+    and a named tuple is built about 3x faster (every command decodes the index)."""
 
     chunk_id: bytes
     otype: int
