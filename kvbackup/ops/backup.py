@@ -113,24 +113,6 @@ def _open_snapshot(repo: RepoCore, snap: Snapshot) -> None:
     )
 
 
-def _pair_with_parent(
-    entries: Iterator[Entry], parents: Iterator[Entry] | None
-) -> Iterator[tuple[Entry, Entry | None]]:
-    """Pair each entry with the parent snapshot's entry of the same path (both sorted)."""
-    if parents is None:
-        for entry in entries:
-            yield entry, None
-        return
-    parent = next(parents, None)
-    pkey = parent.sort_key() if parent else None
-    for entry in entries:
-        key = entry.sort_key()
-        while parent is not None and pkey is not None and pkey < key:
-            parent = next(parents, None)
-            pkey = parent.sort_key() if parent else None
-        yield entry, (parent if pkey == key else None)
-
-
 def _checked(
     entries: Iterator[Entry], on_error: Callable[[bytes, Exception], None]
 ) -> Iterator[Entry]:

@@ -58,14 +58,12 @@ from ..store import default_deadline
 from .backup import (
     BackupResult,
     BackupStats,
+    _carried_over,
     _chain_with,
     _describe_error,
     _display,
-    _pair_with_parent,
     _read_file,
-    _same_line,
     _scan,
-    _unchanged,
     begin_snapshot,
     commit_snapshot,
     make_source,
@@ -557,22 +555,26 @@ def _run(
     # 1. Scan and pair with the parent: every entry, in order; the files to read apart.
     parents = None
     if parent is not None and source.ordered and not rehash:
-        parents = repo.iter_entries(parent, index)
+        parents = repo.parent_list(parent, index)
     items: list[tuple[Entry, bytes | None]] = []
     to_read: list[int] = []
     matcher = ExcludeMatcher(excludes) if excludes is not None and not excludes.empty else None
-    for entry, previous in _pair_with_parent(_scan(source, matcher, on_error), parents):
+    for entry in _scan(source, matcher, on_error):
+        line: bytes | None = None
+        found = parents.find(entry) if parents is not None else None
         if entry.kind == FILE:
             # Workers read files apart, so each hard link is stored as a file of its own
             # (its chunks deduplicated), never as a link to one a worker may fail to read.
             entry.hardlink = None
-            if not rehash and _unchanged(entry, previous, index):
-                assert previous is not None
-                entry.chunks = previous.chunks
+            kept = None
+            if found is not None and parents is not None:
+                kept = _carried_over(entry, found, parents, index)
+            if kept is not None:
+                entry.chunks, line = kept
                 stats.files_unchanged += 1
             else:
                 to_read.append(len(items))
-        items.append((entry, _same_line(entry, previous)))
+        items.append((entry, line))
     if progress:
         progress(ProgressEvent("scan", len(items)))
 
