@@ -3,8 +3,6 @@ earlier snapshot restores identically, and the next run converges."""
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -13,15 +11,9 @@ from typing import Any
 
 import pytest
 from conftest import Trials, trial_guard
+from killing import cli_env, sigkill_unless_finished
 from oracle import make_tree, manifest, mutate
-from places import PASSWORD, init, open_repo, repository_url, restore_differences
-
-
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KVBACKUP_")}
-    env.update(KVBACKUP_PASSWORD=PASSWORD)
-    env["KVBACKUP_CACHE_DIR"] = os.environ.get("KVBACKUP_CACHE_DIR", "")
-    return env
+from places import init, open_repo, repository_url, restore_differences
 
 
 def _backup_cmd(src: Path, url: str) -> list[str]:
@@ -33,7 +25,7 @@ def _kill_at_seeded_point(src: Path, url: str, delay: float) -> str:
     ``delay`` more seconds, SIGKILL it. Returns what became of it."""
     watcher = open_repo(url)
     before = set(watcher.core.store.list("snapshots/"))
-    proc = subprocess.Popen(_backup_cmd(src, url), env=_env(), stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen(_backup_cmd(src, url), env=cli_env(), stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)  # fmt: skip
     deadline = time.monotonic() + 60
     while proc.poll() is None and time.monotonic() < deadline:
@@ -42,14 +34,7 @@ def _kill_at_seeded_point(src: Path, url: str, delay: float) -> str:
         time.sleep(0.02)
     watcher.close()
     time.sleep(delay)
-    if proc.poll() is not None:
-        assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
-        return "finished before the kill point"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    if proc.stderr:
-        proc.stderr.close()
-    return "killed"
+    return sigkill_unless_finished(proc)
 
 
 @pytest.mark.parametrize("kind", ["local", "moto", "rclone"])

@@ -6,7 +6,6 @@ temporaries) gives a tree identical to the snapshot's."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -15,17 +14,11 @@ from typing import Any
 
 import pytest
 from conftest import Trials, trial_guard
+from killing import cli_env, sigkill_unless_finished
 from oracle import Manifest, differences, make_tree, manifest
-from places import PASSWORD, init, open_repo, repository_url
+from places import init, open_repo, repository_url
 
 from kvbackup.ops.restore_target import is_temp_name
-
-
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KVBACKUP_")}
-    env.update(KVBACKUP_PASSWORD=PASSWORD)
-    env["KVBACKUP_CACHE_DIR"] = os.environ.get("KVBACKUP_CACHE_DIR", "")
-    return env
 
 
 def _named_files(target: Path) -> int:
@@ -44,7 +37,7 @@ def _kill_at_seeded_point(url: str, target: Path, after_files: int, writers: str
     proc = subprocess.Popen(
         [sys.executable, "-m", "kvbackup", "restore", "latest", str(target), "-r", url,
          "--writers", writers],
-        env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
     deadline = time.monotonic() + 120
     while proc.poll() is None and time.monotonic() < deadline:
@@ -54,14 +47,7 @@ def _kill_at_seeded_point(url: str, target: Path, after_files: int, writers: str
             if after_files and _named_files(target) >= after_files:
                 break
         time.sleep(0.002)
-    if proc.poll() is not None:
-        assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
-        return "finished before the kill point"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    if proc.stderr:
-        proc.stderr.close()
-    return "killed"
+    return sigkill_unless_finished(proc)
 
 
 def _wrong_under_final_names(expected: Manifest, target: Path) -> list[str]:
